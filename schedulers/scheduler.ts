@@ -98,6 +98,8 @@ export interface Scheduler {
   toJSON(): ConfigDict;
   /** Writes `scheduler_config.json` into `dir`. */
   saveConfig(dir: string): Promise<void>;
+  /** Releases tensors kept between steps (multistep history); `setTimesteps` starts afresh. */
+  dispose(): void;
 }
 
 /**
@@ -132,6 +134,9 @@ export abstract class SchedulerBase<C extends ConfigDict> {
   async saveConfig(dir: string): Promise<void> {
     await writeTextFileAtomic(`${dir}/${this.spec.configName}`, stringifyConfigJson(this.toJSON()));
   }
+
+  /** Releases tensors kept between steps; schedulers with history override this. */
+  dispose(): void {}
 
   /**
    * Noise shaped like `like`: `varianceNoise` when given, else drawn from
