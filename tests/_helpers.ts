@@ -9,6 +9,15 @@
 import assert from "node:assert/strict";
 import { parseSafetensors, type SafetensorsFile } from "../lib/weights/safetensors.ts";
 import { type ConfigDict, parseConfigJson } from "../lib/config.ts";
+import { type BackendName, ready } from "../lib/backend.ts";
+
+/**
+ * The backend every test file runs on: WASM unless `DIFFUSERS_TEST_BACKEND`
+ * names another. Started here so importing the helpers is enough.
+ */
+export const TEST_BACKEND: BackendName = await ready(
+  (Deno.env.get("DIFFUSERS_TEST_BACKEND") as BackendName | undefined) ?? "wasm",
+);
 
 /** Root of `../shared` (override with `DIFFUSERS_SHARED`). */
 export const SHARED_DIR: string = Deno.env.get("DIFFUSERS_SHARED") ??
