@@ -188,3 +188,101 @@ export function rescaleZeroTerminalSnr(betas: Float32Array): Float32Array {
   for (let i = 1; i < abar.length; i++) out[i] = f32(1 - f32(abar[i]! / abar[i - 1]!));
   return out;
 }
+
+/** The `timestep_spacing` values of Lin et al. (2023), Table 2, that diffusers accepts. */
+export const TIMESTEP_SPACINGS: readonly string[] = ["linspace", "leading", "trailing"];
+
+/**
+ * `numpy.round` for one float64: halves go to the even neighbour (`rint`),
+ * unlike `Math.round`, which rounds them up.
+ *
+ * @example
+ * ```ts
+ * import { roundHalfEven } from "./schedule.ts";
+ * console.log(roundHalfEven(166.5), roundHalfEven(167.5), Math.round(166.5)); // 166 168 167
+ * ```
+ */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * `numpy.linspace(start, stop, num)` in float64, element for element: `i * step + start`
+ * with the last element set to `stop` exactly.
+ *
+ * @example
+ * ```ts
+ * import { linspaceF64 } from "./schedule.ts";
+ * console.log(linspaceF64(0, 999, 4)); // [0, 333, 666, 999]
+ * ```
+ */
+export function linspaceF64(start: number, stop: number, num: number): number[] {
+  const div = num - 1;
+  const step = (stop - start) / div;
+  const out = Array.from({ length: num }, (_, i) => div > 0 ? i * step + start : start);
+  if (num > 1) out[num - 1] = stop;
+  return out;
+}
+
+/**
+ * `numpy.arange(start, stop, step)` for float64 arguments: the length is
+ * `ceil((stop - start) / step)`, and elements from the third on are
+ * `start + i * delta` with `delta = (start + step) - start`, as numpy fills them.
+ *
+ * @example
+ * ```ts
+ * import { arangeF64 } from "./schedule.ts";
+ * console.log(arangeF64(1000, 0, -250)); // [1000, 750, 500, 250]
+ * ```
+ */
+export function arangeF64(start: number, stop: number, step: number): number[] {
+  const length = Math.max(0, Math.ceil((stop - start) / step));
+  const second = start + step;
+  const delta = second - start;
+  return Array.from({ length }, (_, i) => i === 0 ? start : i === 1 ? second : start + i * delta);
+}
+
+/**
+ * The integer inference timesteps of DDPM, DDIM and PNDM, in descending
+ * order, for a `timestep_spacing` of Lin et al. (2023), Table 2, computed as
+ * diffusers computes them with numpy:
+ * - `linspace`: `round(linspace(0, T - 1, n))`;
+ * - `leading`: `arange(n) * (T // n) + steps_offset`;
+ * - `trailing`: `round(arange(T, 0, -T / n)) - 1`.
+ *
+ * An unknown spacing is a {@link ConfigError} naming `timestep_spacing`.
+ *
+ * @example
+ * ```ts
+ * import { spacedTimesteps } from "./schedule.ts";
+ * console.log(spacedTimesteps("leading", 1000, 5, 1)); // [801, 601, 401, 201, 1]
+ * console.log(spacedTimesteps("trailing", 1000, 4)); // [999, 749, 499, 249]
+ * ```
+ */
+export function spacedTimesteps(
+  spacing: string,
+  numTrainTimesteps: number,
+  numInferenceSteps: number,
+  stepsOffset = 0,
+): number[] {
+  const T = numTrainTimesteps;
+  const n = numInferenceSteps;
+  switch (spacing) {
+    case "linspace":
+      return linspaceF64(0, T - 1, n).map(roundHalfEven).reverse();
+    case "leading": {
+      const ratio = Math.floor(T / n);
+      return Array.from({ length: n }, (_, i) => (n - 1 - i) * ratio + stepsOffset);
+    }
+    case "trailing":
+      return arangeF64(T, 0, -T / n).map((t) => roundHalfEven(t) - 1);
+    default:
+      throw new ConfigError(
+        `unknown timestep spacing ${JSON.stringify(spacing)}; valid: ${
+          TIMESTEP_SPACINGS.join(", ")
+        }`,
+        { key: "timestep_spacing" },
+      );
+  }
+}
