@@ -371,3 +371,65 @@ for (const name of ["ddpm_tiny", "ddim_tiny", "pndm_tiny"]) {
     assert.equal(tf.memory().numTensors, before);
   });
 }
+
+Deno.test("DDPM sigmoid betas and zero-terminal-SNR rescaling", () => {
+  const sigmoid = DDPMScheduler.fromConfig({ beta_schedule: "sigmoid" });
+  const expected = Array.from({ length: 1000 }, (_, i) => {
+    const x = -6 + 12 * i / 999;
+    return (0.02 - 0.0001) / (1 + Math.exp(-x)) + 0.0001;
+  });
+  assertClose(sigmoid.betas, expected, 1e-6);
+  for (const C of [DDPMScheduler, DDIMScheduler]) {
+    const s = C.fromConfig({ rescale_betas_zero_snr: true, beta_schedule: "scaled_linear" });
+    assert.equal(s.alphasCumprod[999], 0, C.name);
+  }
+});
+
+Deno.test("DDIM with every option at once matches a float64 transcription of diffusers", async () => {
+  // scaled_linear + zero SNR, trailing, v_prediction, thresholding, clipped ε, eta 0.7.
+  const s = DDIMScheduler.fromConfig({
+    beta_schedule: "scaled_linear",
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    rescale_betas_zero_snr: true,
+    timestep_spacing: "trailing",
+    prediction_type: "v_prediction",
+    thresholding: true,
+    dynamic_thresholding_ratio: 0.9,
+    sample_max_value: 3,
+  });
+  s.setTimesteps(10);
+  assert.deepEqual(s.timesteps.slice(0, 2), [999, 899]);
+  const g = new Generator().manualSeed(3);
+  const shape = [2, 3, 4, 4];
+  // float32 inputs (x doubled exactly); the reference reads the same values as float64.
+  const inputs = [2, 1, 1].map((k) => Float32Array.from(g.randn(96), (e) => e * k));
+  const tensors = inputs.map((a) => tf.tensor(a, shape));
+  const [x, v, noise] = inputs.map((a) => Float64Array.from(a));
+  const out = s.step(tensors[1]!, 899, tensors[0]!, {
+    eta: 0.7,
+    useClippedModelOutput: true,
+    varianceNoise: tensors[2]!,
+  });
+
+  const a = s.alphasCumprod[899]!;
+  const ap = s.alphasCumprod[799]!;
+  const x0 = x!.map((xi, i) => Math.sqrt(a) * xi - Math.sqrt(1 - a) * v![i]!);
+  for (let b = 0; b < 2; b++) {
+    const item = x0.subarray(b * 48, b * 48 + 48);
+    const sorted = [...item].map(Math.abs).sort((p, q) => p - q);
+    const rank = 0.9 * 47;
+    const lo = sorted[Math.floor(rank)]!;
+    const q = lo + (rank - Math.floor(rank)) * (sorted[Math.ceil(rank)]! - lo);
+    const th = Math.min(Math.max(q, 1), 3);
+    item.forEach((e, i) => item[i] = Math.min(Math.max(e, -th), th) / th);
+  }
+  const sd = 0.7 * Math.sqrt((1 - ap) / (1 - a) * (1 - a / ap));
+  const prev = x0.map((e, i) => {
+    const eps = (x![i]! - Math.sqrt(a) * e) / Math.sqrt(1 - a);
+    return Math.sqrt(ap) * e + Math.sqrt(1 - ap - sd * sd) * eps + sd * noise![i]!;
+  });
+  assertClose(await out.predOriginalSample!.data(), x0, 1e-6, "x0");
+  assertClose(await out.prevSample.data(), prev, 1e-6, "prev_sample");
+  tf.dispose([...tensors, out.prevSample, out.predOriginalSample!]);
+});
