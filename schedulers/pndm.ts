@@ -238,8 +238,8 @@ export class PNDMScheduler extends SchedulerBase<PNDMSchedulerConfig> implements
       plms = [...ascending.slice(0, -1), ...ascending.slice(-2, -1), ...ascending.slice(-1)]
         .reverse();
     } else {
-      // Each of the last four timesteps, then its half-step point, each
-      // evaluated twice except the very first and the very last.
+      // The last four timesteps interleaved with their half-step points (the
+      // final half point dropped), each evaluated twice except the two ends.
       const half = Math.floor(Math.floor(T / numInferenceSteps) / 2);
       const points = ascending.slice(-PNDM_ORDER).flatMap((t) => [t, t + half]).slice(0, -1);
       prk = points.flatMap((t) => [t, t]).slice(1, -1).reverse();
