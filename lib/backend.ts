@@ -175,6 +175,31 @@ export async function pickBackend(choice?: BackendChoice): Promise<BackendName> 
 export async function ready(choice?: BackendChoice): Promise<BackendName> {
   registerWebGPU();
   const name = await pickBackend(choice);
+  started = await start(name, choice);
+  return started;
+}
+
+/** The backend the last {@link ready} call started, if any. */
+let started: BackendName | undefined;
+
+/**
+ * Starts a backend only if needed: an explicit `choice` is always honoured;
+ * with none, a backend already started by {@link ready} is kept (so a user's
+ * earlier `ready("cpu")` is not overridden by a pipeline's default).
+ *
+ * @example
+ * ```ts
+ * import { ensureReady, ready } from "./backend.ts";
+ * await ready("cpu");
+ * console.log(await ensureReady()); // "cpu"
+ * ```
+ */
+export async function ensureReady(choice?: BackendChoice): Promise<BackendName> {
+  if ((choice === undefined || choice === "auto") && started === tf.getBackend()) return started;
+  return await ready(choice);
+}
+
+async function start(name: BackendName, choice?: BackendChoice): Promise<BackendName> {
   if (tf.getBackend() === name) return name;
   let ok = false;
   try {

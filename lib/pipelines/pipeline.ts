@@ -1,0 +1,202 @@
+/**
+ * What every pipeline shares: the registry that maps a `model_index.json`
+ * `_class_name` to a pipeline class, the per-step callback, the output
+ * conversion, and the denoising loop that keeps tensors tidy.
+ *
+ * @example
+ * ```ts
+ * import type { StepCallback } from "./pipeline.ts";
+ * const onStep: StepCallback = ({ step, numSteps }) => console.log(`${step + 1}/${numSteps}`);
+ * ```
+ *
+ * @module
+ */
+
+import { tf } from "../tf.ts";
+import { type DiffusionImage, imagesFromTensor } from "../image.ts";
+import { ArgumentError, UnknownNameError } from "../errors.ts";
+import type { Scheduler, StepOptions } from "../../schedulers/scheduler.ts";
+
+/** What a step callback receives. */
+export interface StepInfo {
+  /** Index of the step just taken, from 0. */
+  step: number;
+  /** Number of model evaluations in the loop. */
+  numSteps: number;
+  /** The timestep just evaluated. */
+  timestep: number;
+  /**
+   * The sample (or latents) after this step, valid only during the callback.
+   * Reading it (`await latents.data()`) is the only host readback in the loop.
+   */
+  latents: tf.Tensor;
+}
+
+/** Called after every denoising step; may be async (awaited before the next step). */
+export type StepCallback = (info: StepInfo) => void | Promise<void>;
+
+/** `"image"`: 8-bit images with `.save()`; `"tensor"`: an NHWC float32 tensor in [0, 1] the caller disposes. */
+export type OutputType = "image" | "tensor";
+
+/** What a pipeline call returns. */
+export interface PipelineOutput<T extends OutputType = "image"> {
+  /** The generated images. */
+  images: T extends "tensor" ? tf.Tensor4D : DiffusionImage[];
+}
+
+/** Options every pipeline call takes. */
+export interface CallOptionsBase {
+  /** Per-step callback (progress, previews). */
+  onStep?: StepCallback;
+  /** Stops the loop between steps (Ctrl-C, a cancel button); the call rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** A pipeline class as the registry stores it. */
+export interface PipelineClass {
+  /** The diffusers `_class_name`. */
+  readonly className: string;
+  /** The component names in `model_index.json` this pipeline needs. */
+  readonly componentNames: readonly string[];
+  /** Builds the pipeline from loaded components. */
+  fromComponents(components: Record<string, unknown>): Pipeline;
+}
+
+/** A loaded pipeline: its components and the resources they hold. */
+export interface Pipeline {
+  /** The diffusers `_class_name`. */
+  readonly className: string;
+  /** Frees every tensor the components hold (weights, scheduler state). */
+  dispose(): void;
+}
+
+const PIPELINES = new Map<string, PipelineClass>();
+
+/**
+ * Adds a pipeline class to the registry `DiffusionPipeline.fromPretrained` uses.
+ *
+ * @example
+ * ```ts
+ * import { registerPipeline } from "./pipeline.ts";
+ * // registerPipeline(DDPMPipeline); — done by each pipeline module
+ * ```
+ */
+export function registerPipeline(cls: PipelineClass): void {
+  PIPELINES.set(cls.className, cls);
+}
+
+/**
+ * Looks up a registered pipeline class; an unknown name lists the known ones.
+ *
+ * @example
+ * ```ts
+ * import { pipelineClass } from "./pipeline.ts";
+ * try { pipelineClass("NoSuchPipeline"); } catch (e) { console.log((e as Error).message); }
+ * ```
+ */
+export function pipelineClass(name: string, file?: string): PipelineClass {
+  const cls = PIPELINES.get(name);
+  if (!cls) throw new UnknownNameError("pipeline", name, [...PIPELINES.keys()].sort(), { file });
+  return cls;
+}
+
+/**
+ * Converts the final `[-1, 1]` NHWC sample to the requested output:
+ * `(x / 2 + 0.5).clamp(0, 1)`, as every diffusers pipeline does. Takes
+ * ownership of `sample`.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../tf.ts";
+ * import { postprocess } from "./pipeline.ts";
+ * const out = await postprocess(tf.zeros([1, 2, 2, 3]) as tf.Tensor4D, "image");
+ * console.log(out.images[0].data[0]); // 128
+ * ```
+ */
+export async function postprocess<T extends OutputType>(
+  sample: tf.Tensor4D,
+  outputType: T,
+): Promise<PipelineOutput<T>> {
+  const images = tf.tidy(() => tf.clipByValue(tf.add(tf.div(sample, 2), 0.5), 0, 1)) as tf.Tensor4D;
+  sample.dispose();
+  if (outputType === "tensor") return { images } as PipelineOutput<T>;
+  if (outputType !== "image") {
+    images.dispose();
+    throw new ArgumentError(
+      `outputType must be "image" or "tensor", got ${JSON.stringify(outputType)}`,
+    );
+  }
+  try {
+    return { images: await imagesFromTensor(images) } as PipelineOutput<T>;
+  } finally {
+    images.dispose();
+  }
+}
+
+/**
+ * Checks a step count: a positive integer.
+ *
+ * @example
+ * ```ts
+ * import { checkSteps } from "./pipeline.ts";
+ * checkSteps(50);
+ * ```
+ */
+export function checkSteps(numInferenceSteps: number): void {
+  if (!Number.isInteger(numInferenceSteps) || numInferenceSteps < 1) {
+    throw new ArgumentError(
+      `numInferenceSteps must be a positive integer, got ${numInferenceSteps}`,
+    );
+  }
+}
+
+/** One model evaluation: the prediction at `timestep` for `sample` (inside a tidy scope). */
+export type Denoiser = (sample: tf.Tensor, timestep: number) => tf.Tensor;
+
+/**
+ * The denoising loop shared by pipelines: for each scheduler timestep,
+ * predict with `model` and step the scheduler, each step in its own tidy
+ * scope so only the new sample survives. Takes ownership of `sample` and
+ * returns the final one. No host readback unless `onStep` reads the latents.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../tf.ts";
+ * import { DDIMScheduler } from "../../schedulers/ddim.ts";
+ * import { denoise } from "./pipeline.ts";
+ * const s = DDIMScheduler.fromConfig({});
+ * s.setTimesteps(2);
+ * const x = await denoise(s, (x) => tf.zerosLike(x), tf.zeros([1, 4, 4, 3]), {});
+ * x.dispose();
+ * ```
+ */
+export async function denoise(
+  scheduler: Scheduler,
+  model: Denoiser,
+  sample: tf.Tensor,
+  stepOptions: StepOptions,
+  call: CallOptionsBase = {},
+): Promise<tf.Tensor> {
+  const timesteps = scheduler.timesteps;
+  let x = sample;
+  try {
+    for (let i = 0; i < timesteps.length; i++) {
+      call.signal?.throwIfAborted();
+      const t = timesteps[i]!;
+      const current = x;
+      x = tf.tidy(() => {
+        const input = scheduler.scaleModelInput(current, t);
+        const prediction = model(input, t);
+        return scheduler.step(prediction, t, current, stepOptions).prevSample;
+      });
+      current.dispose();
+      if (call.onStep) {
+        await call.onStep({ step: i, numSteps: timesteps.length, timestep: t, latents: x });
+      }
+    }
+  } catch (e) {
+    x.dispose();
+    throw e;
+  }
+  return x;
+}
