@@ -73,6 +73,12 @@ export class HubError extends DiffusersError {
   }
 }
 
+/** A gated or private Hub repo that needs a token (HTTP 401/403); the message says to set HF_TOKEN. */
+export class GatedRepoError extends HubError {}
+
+/** A model or file that offline mode (`HF_HUB_OFFLINE=1`, `localFilesOnly`) cannot find in the cache. */
+export class NotInCacheError extends NotFoundError {}
+
 /** A name (scheduler, pipeline, model class, backend) that is not known; lists the valid ones. */
 export class UnknownNameError extends DiffusersError {
   /** The names that would have been accepted. */
