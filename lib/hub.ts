@@ -59,6 +59,7 @@ export type { DownloadProgress, ProgressCallback } from "./hub/download.ts";
 export type { RepoFile, RepoListing } from "./hub/metadata.ts";
 export type { BlobWriter, HubStorage } from "./hub/storage.ts";
 export { createFsStorage } from "./hub/fs_storage.ts";
+export { isRepoId } from "./hub/paths.ts";
 export { defaultCacheDir } from "./hub/settings.ts";
 
 /** Options shared by every Hub call. */
@@ -93,6 +94,11 @@ export interface ResolveOptions extends HubOptions {
   files?: readonly string[];
   /** fnmatch globs (`*.json`, `unet/`) selecting files from the repo listing. */
   allowPatterns?: readonly string[];
+  /**
+   * Picks files from the listing (paths relative to `subfolder`), e.g. the
+   * weight files diffusers would load. Offline, it sees the cached files.
+   */
+  select?: (files: readonly string[]) => readonly string[];
 }
 
 /** A model made available locally. */
@@ -134,11 +140,15 @@ export async function resolveModel(
   const storage = options.storage ?? createFsStorage(options.cacheDir);
   const sub = normalizeRepoPath(options.subfolder ?? "", "subfolder");
   const exact = (options.files ?? []).map((file) => joinRepoPath(sub, file));
-  if (options.files !== undefined && exact.length === 0 && !options.allowPatterns) {
+  if (
+    options.files !== undefined && exact.length === 0 && !options.allowPatterns && !options.select
+  ) {
     throw new ArgumentError("resolveModel: `files` is empty; list files or leave it out");
   }
-  const select = (available: readonly string[]): string[] =>
-    selectFiles(available, sub, exact, options);
+  // The files asked for among `available`: the exact ones plus what patterns or `select` pick.
+  const select = (available: readonly string[]): string[] => [
+    ...new Set([...exact, ...pickFiles(available, sub, options)]),
+  ];
   if (await storage.isDirectory(idOrDir)) {
     const available = await storage.listFolder(idOrDir);
     const missing = exact.filter((file) => !available.includes(file));
@@ -166,7 +176,8 @@ async function resolveFromHub(
   select: (available: readonly string[]) => string[],
 ): Promise<ResolvedModel> {
   const revision = checkRevision(options.revision ?? "main");
-  const needsListing = options.files === undefined || options.allowPatterns !== undefined;
+  const needsListing = options.files === undefined || options.allowPatterns !== undefined ||
+    options.select !== undefined;
   const cached = COMMIT_HASH.test(revision) ? revision : await storage.readRef(repoId, revision);
   const hub = (commit: string, files: string[]): ResolvedModel => ({
     ...result(storage.snapshotDir(repoId, commit), sub, files),
@@ -195,7 +206,7 @@ async function resolveFromHub(
   }
   // Exact files already in the cache for this revision: no request at all.
   if (!needsListing && cached !== undefined && await allCached(storage, repoId, cached, exact)) {
-    return hub(cached, select(exact));
+    return hub(cached, exact);
   }
 
   const connection = await connect(storage, options);
@@ -208,7 +219,7 @@ async function resolveFromHub(
       () => fetchRepoListing(connection, { repoId, revision }),
     );
     commit = listing.commit;
-    wanted = [...new Set([...exact, ...select(listing.files.map((f) => f.path))])];
+    wanted = select(listing.files.map((f) => f.path));
   }
   for (const file of wanted) {
     commit = await fetchFile(connection, storage, { repoId, revision, file }, commit, options);
@@ -216,7 +227,7 @@ async function resolveFromHub(
   // Set by the listing, or by the first file: without a listing `exact` is not empty.
   const resolved = commit!;
   if (resolved !== revision) await storage.writeRef(repoId, revision, resolved);
-  return hub(resolved, select(wanted));
+  return hub(resolved, wanted);
 }
 
 /**
@@ -315,21 +326,21 @@ async function allCached(
   return true;
 }
 
-/** The files of `available` (repo-relative) that the options ask for. */
-function selectFiles(
-  available: readonly string[],
-  sub: string,
-  exact: readonly string[],
-  options: ResolveOptions,
-): string[] {
+/**
+ * The files of `available` (repo-relative) that `allowPatterns` or
+ * `select` pick under `sub`; everything under `sub` when the options name
+ * no files at all.
+ */
+function pickFiles(available: readonly string[], sub: string, options: ResolveOptions): string[] {
   const prefix = sub === "" ? "" : `${sub}/`;
-  const patterns = options.allowPatterns;
-  const everything = options.files === undefined && patterns === undefined;
-  return available.filter((path) =>
-    exact.includes(path) ||
-    (path.startsWith(prefix) &&
-      (everything || (patterns !== undefined && matchesAny(path.slice(prefix.length), patterns))))
-  );
+  const under = available.filter((path) => path.startsWith(prefix));
+  const { files, allowPatterns, select } = options;
+  if (files === undefined && allowPatterns === undefined && select === undefined) return under;
+  const picked = new Set(select?.(under.map((path) => path.slice(prefix.length))));
+  return under.filter((path) => {
+    const rel = path.slice(prefix.length);
+    return picked.has(rel) || (allowPatterns !== undefined && matchesAny(rel, allowPatterns));
+  });
 }
 
 function result(root: string, sub: string, files: readonly string[]): ResolvedModel {

@@ -215,6 +215,34 @@ Deno.test("hub: whole repo and allowPatterns from the listing; listRepoFiles", a
   });
 });
 
+Deno.test("hub: select picks from the listing online, and from the cached files offline", async () => {
+  await withHub({ repos: { "test/ddpm": DDPM } }, async ({ server, base }) => {
+    const seen: (readonly string[])[] = [];
+    const select = (files: readonly string[]) => {
+      seen.push(files);
+      return files.filter((f) => !f.endsWith(".bin"));
+    };
+    const model = await resolveModel("test/ddpm", { ...base, subfolder: "unet", select });
+    assert.deepEqual(model.files, ["config.json", "diffusion_pytorch_model.safetensors"]);
+    assert.deepEqual(seen, [[
+      "config.json",
+      "diffusion_pytorch_model.bin",
+      "diffusion_pytorch_model.safetensors",
+    ]]);
+    assert(!server.requests.some((r) => r.path.endsWith(".bin")));
+    const before = server.requests.length;
+    const offline = await resolveModel("test/ddpm", {
+      ...base,
+      subfolder: "unet",
+      select,
+      localFilesOnly: true,
+    });
+    assert.deepEqual(offline, model);
+    assert.deepEqual(seen[1], ["config.json", "diffusion_pytorch_model.safetensors"]);
+    assert.equal(server.requests.length, before);
+  });
+});
+
 Deno.test("hub: offline mode serves the cache with no request and fails clearly when absent", async () => {
   await withHub({ repos: { "test/ddpm": DDPM } }, async ({ server, cacheDir, base }) => {
     await assertThrowsTyped(
