@@ -253,10 +253,10 @@ export function karrasSigmas(
 /** Options of {@link sigmaToT}. */
 export interface SigmaToTOptions {
   /**
-   * `sigma` is a float32 torch tensor (KDPM2's interpolated sigmas): log σ
-   * is NumPy's float32 log and every operation rounds to float32. By
-   * default (a float64 NumPy sigma) log σ is a float64 log rounded to
-   * float32 and the final blend is float64.
+   * Compute as diffusers does when `sigma` is a float32 torch tensor
+   * (KDPM2's interpolated sigmas): log σ is NumPy's float32 log and every
+   * operation rounds to float32. By default (a float64 NumPy sigma) log σ
+   * is a float64 log rounded to float32 and the final blend is float64.
    */
   float32?: boolean;
 }
