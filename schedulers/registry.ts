@@ -18,6 +18,13 @@ import type { Scheduler } from "./scheduler.ts";
 import { DDPMScheduler } from "./ddpm.ts";
 import { DDIMScheduler } from "./ddim.ts";
 import { PNDMScheduler } from "./pndm.ts";
+import { LMSDiscreteScheduler } from "./lms_discrete.ts";
+import { EulerDiscreteScheduler } from "./euler_discrete.ts";
+import { EulerAncestralDiscreteScheduler } from "./euler_ancestral_discrete.ts";
+import { HeunDiscreteScheduler } from "./heun_discrete.ts";
+import { KDPM2DiscreteScheduler } from "./k_dpm_2_discrete.ts";
+import { DPMSolverMultistepScheduler } from "./dpmsolver_multistep.ts";
+import { UniPCMultistepScheduler } from "./unipc_multistep.ts";
 
 /** What the registry needs of a scheduler class. */
 export interface SchedulerClass {
@@ -29,7 +36,18 @@ export interface SchedulerClass {
   fromConfig(json?: ConfigDict, overrides?: ConfigDict): Scheduler;
 }
 
-const CLASSES: readonly SchedulerClass[] = [DDPMScheduler, DDIMScheduler, PNDMScheduler];
+const CLASSES: readonly SchedulerClass[] = [
+  DDPMScheduler,
+  DDIMScheduler,
+  PNDMScheduler,
+  LMSDiscreteScheduler,
+  EulerDiscreteScheduler,
+  EulerAncestralDiscreteScheduler,
+  HeunDiscreteScheduler,
+  KDPM2DiscreteScheduler,
+  DPMSolverMultistepScheduler,
+  UniPCMultistepScheduler,
+];
 
 /** Every scheduler class by name. */
 export const SCHEDULERS: ReadonlyMap<string, SchedulerClass> = new Map(
