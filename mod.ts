@@ -1,0 +1,83 @@
+/**
+ * diffusers-tfjs: Hugging Face diffusers pipelines on TensorFlow.js, for
+ * Deno and the browser. Same models, same configs, same schedulers, same
+ * seeds, same pictures as diffusers.
+ *
+ * As a library:
+ *
+ * ```ts
+ * import { generate } from "./mod.ts";
+ * const { images } = await generate({ model: "google/ddpm-cat-256", steps: 50,
+ *   scheduler: "DDIMScheduler", seed: 0 });
+ * await images[0].save("cat.png");
+ * ```
+ *
+ * As a program: `deno run -A mod.ts --model google/ddpm-cat-256 --steps 50 --out cat.png`
+ * (`--help` lists the options).
+ *
+ * @module
+ */
+
+export { tf } from "./lib/tf.ts";
+export {
+  type BackendChoice,
+  type BackendName,
+  describeAdapter,
+  ensureReady,
+  pickBackend,
+  ready,
+  releaseGpuBufferPool,
+} from "./lib/backend.ts";
+export * from "./lib/errors.ts";
+export {
+  type ConfigDict,
+  type ConfigValue,
+  parseConfigJson,
+  stringifyConfigJson,
+} from "./lib/config.ts";
+export {
+  defaultGenerator,
+  Generator,
+  manualSeed,
+  rand,
+  randn,
+  randnTensor,
+  type RandomDType,
+  type RandomOptions,
+  type RandomTensorOptions,
+} from "./lib/random.ts";
+export { decodeImage, DiffusionImage, imagesFromTensor } from "./lib/image.ts";
+export { loadSafetensors } from "./lib/weights/load_safetensors.ts";
+export {
+  parseSafetensors,
+  type SafetensorsFile,
+  type SafetensorsTensor,
+  serializeSafetensors,
+} from "./lib/weights/safetensors.ts";
+export { type Scheduler, type SchedulerOutput, type StepOptions } from "./schedulers/scheduler.ts";
+export { DDPMScheduler } from "./schedulers/ddpm.ts";
+export { DDIMScheduler } from "./schedulers/ddim.ts";
+export { PNDMScheduler } from "./schedulers/pndm.ts";
+export { LMSDiscreteScheduler } from "./schedulers/lms_discrete.ts";
+export { EulerDiscreteScheduler } from "./schedulers/euler_discrete.ts";
+export { EulerAncestralDiscreteScheduler } from "./schedulers/euler_ancestral_discrete.ts";
+export { HeunDiscreteScheduler } from "./schedulers/heun_discrete.ts";
+export { KDPM2DiscreteScheduler } from "./schedulers/k_dpm_2_discrete.ts";
+export { DPMSolverMultistepScheduler } from "./schedulers/dpmsolver_multistep.ts";
+export { UniPCMultistepScheduler } from "./schedulers/unipc_multistep.ts";
+export { schedulerClass, schedulerFromConfig, SCHEDULERS } from "./schedulers/registry.ts";
+export { UNet2DModel } from "./models/unet_2d.ts";
+export {
+  DiffusionPipeline,
+  type FromPretrainedOptions,
+} from "./lib/pipelines/diffusion_pipeline.ts";
+export { DDPMPipeline } from "./lib/pipelines/ddpm.ts";
+export { DDIMPipeline } from "./lib/pipelines/ddim.ts";
+export { PNDMPipeline } from "./lib/pipelines/pndm.ts";
+export type { PipelineOutput, StepCallback, StepInfo } from "./lib/pipelines/pipeline.ts";
+export { generate, type GenerateOptions, type GenerateResult } from "./lib/generate.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./lib/cli.ts");
+  Deno.exit(await main(Deno.args));
+}
