@@ -1,0 +1,83 @@
+/**
+ * `nn.Conv2d` in NHWC: the PyTorch OIHW kernel is stored as HWIO (tfjs'
+ * filter layout, transposed once at load) and the bias is fused into
+ * `tf.fused.conv2d`. Padding is PyTorch's symmetric zero padding, or an
+ * explicit `[top, bottom, left, right]` (diffusers' stride-2 downsampler
+ * pads (0, 1, 0, 1) and needs no separate pad op this way).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../lib/tf.ts";
+ * import { Conv2d } from "./conv2d.ts";
+ * const conv = new Conv2d(3, 8, 3, { padding: 1 }).initialize(0);
+ * const y = conv.forward(tf.zeros([1, 16, 16, 3])); // [1, 16, 16, 8]
+ * ```
+ *
+ * @module
+ */
+
+import { tf } from "../../lib/tf.ts";
+import { Module, Parameter } from "./module.ts";
+import { kaimingUniform } from "./init.ts";
+
+/** Options of {@link Conv2d}. */
+export interface Conv2dOptions {
+  /** Stride in both directions (default 1). */
+  stride?: number;
+  /** Zero padding: symmetric, or `[top, bottom, left, right]` (default 0). */
+  padding?: number | readonly [number, number, number, number];
+  /** Whether there is a bias (default true). */
+  bias?: boolean;
+}
+
+/**
+ * A 2-D convolution with a square kernel; keys `weight` [O, I, k, k] and `bias` [O].
+ *
+ * @example
+ * ```ts
+ * import { Conv2d } from "./conv2d.ts";
+ * const down = new Conv2d(64, 64, 3, { stride: 2, padding: [0, 1, 0, 1] });
+ * ```
+ */
+export class Conv2d extends Module {
+  /** Kernel, PyTorch [out, in, k, k], stored HWIO. */
+  readonly weight: Parameter;
+  /** Bias [out], or null. */
+  readonly bias: Parameter | null;
+  readonly #stride: number;
+  readonly #pad: [[0, 0], [number, number], [number, number], [0, 0]];
+
+  /** Same arguments as `nn.Conv2d(in, out, kernel_size, stride, padding, bias)`. */
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    kernelSize: number,
+    options: Conv2dOptions = {},
+  ) {
+    super();
+    const fanIn = inChannels * kernelSize * kernelSize;
+    this.weight = new Parameter(
+      [outChannels, inChannels, kernelSize, kernelSize],
+      "conv",
+      kaimingUniform(fanIn),
+    );
+    this.bias = options.bias === false
+      ? null
+      : new Parameter([outChannels], "none", kaimingUniform(fanIn));
+    this.#stride = options.stride ?? 1;
+    const p = options.padding ?? 0;
+    const [top, bottom, left, right] = typeof p === "number" ? [p, p, p, p] : p;
+    this.#pad = [[0, 0], [top, bottom], [left, right], [0, 0]];
+  }
+
+  /** NHWC in, NHWC out. */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.fused.conv2d({
+      x,
+      filter: this.weight.value as tf.Tensor4D,
+      bias: this.bias?.value,
+      strides: this.#stride,
+      pad: this.#pad,
+    });
+  }
+}
