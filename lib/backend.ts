@@ -195,7 +195,8 @@ let started: BackendName | undefined;
  * ```
  */
 export async function ensureReady(choice?: BackendChoice): Promise<BackendName> {
-  if ((choice === undefined || choice === "auto") && started === tf.getBackend()) return started;
+  const noPreference = choice === undefined || choice === "auto";
+  if (noPreference && started !== undefined && started === tf.getBackend()) return started;
   return await ready(choice);
 }
 

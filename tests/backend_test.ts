@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { describeAdapter, pickBackend, ready, releaseGpuBufferPool, tf } from "../lib/backend.ts";
+import {
+  describeAdapter,
+  ensureReady,
+  pickBackend,
+  ready,
+  releaseGpuBufferPool,
+  tf,
+} from "../lib/backend.ts";
 import { ArgumentError } from "../lib/errors.ts";
 import { assertClose, assertThrowsTyped, TEST_BACKEND } from "./_helpers.ts";
 
@@ -88,4 +95,32 @@ Deno.test({
       tf.dispose([x, w, a, b]);
     }
   },
+});
+
+Deno.test("backend: ensureReady() in a fresh process starts a backend (regression)", async () => {
+  const code = `import { ensureReady, tf } from "${
+    new URL("../lib/backend.ts", import.meta.url).href
+  }";
+    const name = await ensureReady();
+    tf.dispose(tf.scalar(1));
+    console.log(name, tf.getBackend());`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp", DIFFUSERS_BACKEND: "wasm" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "wasm wasm");
+});
+
+Deno.test("backend: ensureReady() keeps a backend the user chose", async () => {
+  try {
+    await ready("cpu");
+    assert.equal(await ensureReady(), "cpu");
+    assert.equal(await ensureReady("auto"), "cpu");
+    assert.equal(await ensureReady("wasm"), "wasm");
+  } finally {
+    await ready(TEST_BACKEND);
+  }
 });
