@@ -51,6 +51,7 @@ import {
   type UpBlock,
 } from "./unet_2d_blocks.ts";
 import { loadStateDict } from "../lib/weights/state_dict.ts";
+import { type ModelSourceOptions, resolveComponentDir } from "../lib/model_source.ts";
 
 /** `config.json` of a `UNet2DModel`, keys exactly as diffusers writes them. */
 export type UNet2DModelConfig = {
@@ -108,12 +109,10 @@ export type UNet2DModelConfig = {
   num_train_timesteps: number | null;
 };
 
-/** Options of {@link UNet2DModel.fromPretrained}. */
-export interface UNet2DModelLoadOptions {
-  /** Folder inside `dir` holding the model (e.g. `"unet"`); default: `dir` itself. */
+/** Options of {@link UNet2DModel.fromPretrained}: where the model is (Hub options) and which files. */
+export interface UNet2DModelLoadOptions extends ModelSourceOptions {
+  /** Folder inside the model folder or repo holding the model (e.g. `"unet"`); default: its root. */
   subfolder?: string;
-  /** Weight-file variant, e.g. `"fp16"`. */
-  variant?: string;
 }
 
 /** Options of {@link UNet2DModel.forward}. */
@@ -353,22 +352,23 @@ export class UNet2DModel extends Module {
   }
 
   /**
-   * Loads a model folder: `config.json` and the weights, found as diffusers
-   * does (safetensors preferred, else PyTorch `.bin`; shards; `variant`),
-   * read one tensor at a time. Every key must match (old attention key
-   * names are converted). `dir` is a local folder.
+   * Loads a model from a local folder or a Hub id: `config.json` and the
+   * weights, found as diffusers does (safetensors preferred, else PyTorch
+   * `.bin`; shards; `variant`), read one tensor at a time. Every key must
+   * match (old attention key names are converted).
    *
    * @example
    * ```ts
    * import { UNet2DModel } from "./unet_2d.ts";
+   * const cat = await UNet2DModel.fromPretrained("google/ddpm-cat-256");
    * const unet = await UNet2DModel.fromPretrained("/models/ddpm-ema-church", { subfolder: "unet" });
    * ```
    */
   static async fromPretrained(
-    dir: string,
+    idOrDir: string,
     options: UNet2DModelLoadOptions = {},
   ): Promise<UNet2DModel> {
-    const folder = options.subfolder ? `${dir}/${options.subfolder}` : dir;
+    const folder = await resolveComponentDir(idOrDir, options);
     const configFile = `${folder}/${UNet2DModel.spec.configName}`;
     let text: string;
     try {

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { selectPipelineFiles } from "../lib/pipelines/model_source.ts";
+import { resolveComponentDir, selectPipelineFiles } from "../lib/model_source.ts";
+import { UNet2DModel } from "../models/unet_2d.ts";
+import { startHubServer } from "./hub_server.ts";
 import { parseModelIndex, readModelIndex } from "../lib/pipelines/diffusion_pipeline.ts";
 import { ConfigError, NotFoundError, PathEscapeError } from "../lib/errors.ts";
 import { assertThrowsTyped, FIXTURES_DIR } from "./_helpers.ts";
@@ -161,5 +163,40 @@ Deno.test("model_index: a flat repo (config.json + scheduler_config.json at the 
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("component dirs: subfolders that leave the model folder are refused", async () => {
+  const root = `${FIXTURES_DIR}/pipelines/ddpm_tiny`;
+  assert.equal(await resolveComponentDir(root, { subfolder: "unet" }), `${root}/unet`);
+  for (const subfolder of ["../ddim_tiny/unet", "/etc", "unet/../../x", "..\\x"]) {
+    await assertThrowsTyped(
+      () => resolveComponentDir(root, { subfolder }),
+      PathEscapeError,
+      /subfolder/,
+    );
+    await assertThrowsTyped(() => UNet2DModel.fromPretrained(root, { subfolder }), PathEscapeError);
+  }
+});
+
+Deno.test("component dirs: UNet2DModel.fromPretrained by Hub id and subfolder fetches only that component", async () => {
+  const cache = await Deno.makeTempDir({ prefix: "hf-cache-" });
+  const server = await startHubServer({
+    repos: { "fixtures/ddpm": `${FIXTURES_DIR}/pipelines/ddpm_tiny` },
+  });
+  try {
+    const unet = await UNet2DModel.fromPretrained("fixtures/ddpm", {
+      subfolder: "unet",
+      cacheDir: cache,
+      endpoint: server.url,
+    });
+    assert.equal(unet.parameterCount(), 253_123);
+    unet.dispose();
+    const paths = server.requests.map((r) => r.path).filter((p) => p.includes("/resolve/"));
+    assert(paths.every((p) => p.includes("/unet/")), `only unet files: ${paths.join(", ")}`);
+    assert(!paths.some((p) => p.endsWith(".bin")));
+  } finally {
+    await server.close();
+    await Deno.remove(cache, { recursive: true });
   }
 });

@@ -19,7 +19,7 @@
 import { type ConfigDict, parseConfigJson } from "../config.ts";
 import { ConfigError, NotFoundError, PathEscapeError } from "../errors.ts";
 import { type BackendChoice, ensureReady } from "../backend.ts";
-import { type ModelSourceOptions, resolveModelDir } from "./model_source.ts";
+import { type ModelSourceOptions, resolveModelDir } from "../model_source.ts";
 import { loadComponent } from "./components.ts";
 import { type Pipeline, pipelineClass } from "./pipeline.ts";
 import "./ddpm.ts";

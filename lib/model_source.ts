@@ -16,8 +16,9 @@
  * @module
  */
 
-import { NotFoundError } from "../errors.ts";
-import { type DownloadProgress, isRepoId, resolveModel } from "../hub.ts";
+import { NotFoundError } from "./errors.ts";
+import { type DownloadProgress, isRepoId, resolveModel } from "./hub.ts";
+import { normalizeRepoPath } from "./hub/paths.ts";
 
 /** How to find a model: Hub options, used only when the argument is not a local folder. */
 export interface ModelSourceOptions {
@@ -29,6 +30,8 @@ export interface ModelSourceOptions {
   localFilesOnly?: boolean;
   /** Hugging Face cache folder (default: `HF_HUB_CACHE`, `HF_HOME/hub`, `~/.cache/huggingface/hub`). */
   cacheDir?: string;
+  /** Hub endpoint (default: `HF_ENDPOINT`, else https://huggingface.co). */
+  endpoint?: string;
   /** Download progress, per file. */
   onDownload?: (progress: DownloadProgress) => void;
   /** Weight file variant (`"fp16"`), which decides which weight files are fetched. */
@@ -138,8 +141,46 @@ export async function resolveModelDir(
     token: options.token,
     localFilesOnly: options.localFilesOnly,
     cacheDir: options.cacheDir,
+    endpoint: options.endpoint,
     onProgress: options.onDownload,
     select: (files) => selectPipelineFiles(files, { variant: options.variant }),
   });
   return snapshot.dir;
+}
+
+/**
+ * Resolves one model component (a `config.json` and its weights) to a local
+ * folder: `subfolder` of a local folder, or of a Hub repo whose config and
+ * chosen weights in that subfolder are fetched into the cache. A subfolder
+ * that would leave the model folder (`..`, absolute) is a `PathEscapeError`.
+ *
+ * @example
+ * ```ts
+ * import { resolveComponentDir } from "./model_source.ts";
+ * const dir = await resolveComponentDir("google/ddpm-cat-256", {});
+ * const unetDir = await resolveComponentDir("./sd-model", { subfolder: "unet" });
+ * ```
+ */
+export async function resolveComponentDir(
+  idOrDir: string,
+  options: ModelSourceOptions & { subfolder?: string },
+): Promise<string> {
+  const sub = normalizeRepoPath(options.subfolder ?? "", "subfolder");
+  if (await isDirectory(idOrDir)) return sub ? `${idOrDir}/${sub}` : idOrDir;
+  if (!isRepoId(idOrDir)) {
+    throw new NotFoundError("is neither a folder nor a Hub model id (owner/name)", {
+      file: idOrDir,
+    });
+  }
+  const resolved = await resolveModel(idOrDir, {
+    subfolder: sub || undefined,
+    revision: options.revision,
+    token: options.token,
+    localFilesOnly: options.localFilesOnly,
+    cacheDir: options.cacheDir,
+    endpoint: options.endpoint,
+    onProgress: options.onDownload,
+    select: (files) => selectPipelineFiles(files, { variant: options.variant }),
+  });
+  return resolved.dir;
 }
