@@ -1,6 +1,7 @@
 /**
- * Activations by diffusers' names (`get_activation`): `silu` / `swish`,
- * `mish`, `gelu` (exact, erf-based) and `relu`. tfjs-core has no `silu` or
+ * Activations by diffusers' and transformers' names (`get_activation`,
+ * `ACT2FN`): `silu` / `swish`, `mish`, `gelu` (exact, erf-based),
+ * `quick_gelu` (CLIP: x·sigmoid(1.702x)) and `relu`. tfjs-core has no `silu` or
  * `gelu` op, so they are composed.
  *
  * @example
@@ -42,11 +43,16 @@ function gelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
 }
 
+function quickGelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))));
+}
+
 const ACTIVATIONS: Readonly<Record<string, Activation>> = {
   silu,
   swish: silu,
   mish,
   gelu,
+  quick_gelu: quickGelu,
   relu: (x) => tf.relu(x),
 };
 
