@@ -5,7 +5,7 @@
  * DIFFUSERS_SKIP_WEBGPU=1 on a machine with no adapter at all.
  */
 import assert from "node:assert/strict";
-import { describeAdapter, ready, tf } from "../lib/backend.ts";
+import { describeAdapter, ready } from "../lib/backend.ts";
 import { SCHEDULERS } from "../schedulers/registry.ts";
 import { casesOf, replaySchedulerCase } from "./_scheduler_fixture.ts";
 import { assertClose, FIXTURES_DIR, readTensors, TEST_BACKEND } from "./_helpers.ts";
