@@ -66,6 +66,8 @@ export interface HubServerOptions {
   token?: string;
   /** Faults to inject. */
   faults?: HubFaults;
+  /** Port on 127.0.0.1 (default 0: any free port). */
+  port?: number;
 }
 
 /** A request as the server saw it. */
@@ -349,7 +351,7 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
 
   const server = Deno.serve({
     hostname: "127.0.0.1",
-    port: 0,
+    port: options.port ?? 0,
     signal: closing.signal,
     onListen() {},
   }, handle);
