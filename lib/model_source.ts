@@ -17,6 +17,7 @@
  */
 
 import { NotFoundError } from "./errors.ts";
+import { type ConfigDict, parseConfigJson } from "./config.ts";
 import { type DownloadProgress, isRepoId, resolveModel } from "./hub.ts";
 import { normalizeRepoPath } from "./hub/paths.ts";
 
@@ -60,7 +61,8 @@ function hasVariant(name: string, variant: string | undefined): boolean {
  * flat repo without one, the root configs and weights), every component's
  * config and tokenizer files, and per folder only the weight
  * format diffusers would read (safetensors over `.bin`, the requested
- * `variant`, shards with their index).
+ * `variant`, shards with their index). With `folders`, only those
+ * component folders are taken (the ones the pipeline class loads).
  *
  * @example
  * ```ts
@@ -72,7 +74,7 @@ function hasVariant(name: string, variant: string | undefined): boolean {
  */
 export function selectPipelineFiles(
   files: readonly string[],
-  options: { variant?: string },
+  options: { variant?: string; folders?: readonly string[] },
 ): string[] {
   const byFolder = new Map<string, string[]>();
   const chosen: string[] = [];
@@ -83,6 +85,7 @@ export function selectPipelineFiles(
     if (depth > 2 || SKIPPED.test(file) || file.startsWith(".")) continue;
     const folder = depth === 2 ? file.slice(0, file.indexOf("/")) : "";
     if (!folder && !flat && file !== "model_index.json") continue;
+    if (folder && options.folders && !options.folders.includes(folder)) continue;
     const isWeight = WEIGHT.test(file) || SHARD_INDEX.test(file);
     if (!isWeight) {
       if (CONFIG_FILE.test(file)) chosen.push(file);
@@ -127,7 +130,7 @@ async function isDirectory(path: string): Promise<boolean> {
  */
 export async function resolveModelDir(
   idOrDir: string,
-  options: ModelSourceOptions,
+  options: ModelSourceOptions & { folders?: readonly string[] },
 ): Promise<string> {
   if (await isDirectory(idOrDir)) return idOrDir;
   if (!isRepoId(idOrDir)) {
@@ -143,9 +146,46 @@ export async function resolveModelDir(
     cacheDir: options.cacheDir,
     endpoint: options.endpoint,
     onProgress: options.onDownload,
-    select: (files) => selectPipelineFiles(files, { variant: options.variant }),
+    select: (files) =>
+      selectPipelineFiles(files, { variant: options.variant, folders: options.folders }),
   });
   return snapshot.dir;
+}
+
+/**
+ * For a Hub id: fetches and parses only `model_index.json` (so a pipeline
+ * can choose which component folders to download). `undefined` for a local
+ * folder, or a repo without one (a flat repo like google/ddpm-cat-256).
+ *
+ * @example
+ * ```ts
+ * import { fetchModelIndex } from "./model_source.ts";
+ * const index = await fetchModelIndex("stable-diffusion-v1-5/stable-diffusion-v1-5", {});
+ * console.log(index?._class_name); // "StableDiffusionPipeline"
+ * ```
+ */
+export async function fetchModelIndex(
+  idOrDir: string,
+  options: ModelSourceOptions,
+): Promise<ConfigDict | undefined> {
+  if (await isDirectory(idOrDir) || !isRepoId(idOrDir)) return undefined;
+  let dir: string;
+  try {
+    dir = (await resolveModel(idOrDir, {
+      files: ["model_index.json"],
+      revision: options.revision,
+      token: options.token,
+      localFilesOnly: options.localFilesOnly,
+      cacheDir: options.cacheDir,
+      endpoint: options.endpoint,
+    })).dir;
+  } catch (e) {
+    // A flat repo has none; a missing repo fails again, with its own message, when its files are fetched.
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
+  }
+  const path = `${dir}/model_index.json`;
+  return parseConfigJson(await Deno.readTextFile(path), path);
 }
 
 /**

@@ -200,3 +200,14 @@ Deno.test("component dirs: UNet2DModel.fromPretrained by Hub id and subfolder fe
     await Deno.remove(cache, { recursive: true });
   }
 });
+
+Deno.test("select: with the pipeline's folders, unused components (safety checker) are not fetched", () => {
+  const folders = ["vae", "text_encoder", "tokenizer", "unet", "scheduler"];
+  const files = selectPipelineFiles(SD_REPO, { folders });
+  assert(files.includes("model_index.json"));
+  assert(files.includes("unet/diffusion_pytorch_model.safetensors"));
+  assert(
+    !files.some((f) => f.startsWith("safety_checker/") || f.startsWith("feature_extractor/")),
+    files.join(),
+  );
+});

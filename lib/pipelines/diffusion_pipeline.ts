@@ -19,7 +19,7 @@
 import { type ConfigDict, parseConfigJson } from "../config.ts";
 import { ConfigError, NotFoundError, PathEscapeError } from "../errors.ts";
 import { type BackendChoice, ensureReady } from "../backend.ts";
-import { type ModelSourceOptions, resolveModelDir } from "../model_source.ts";
+import { fetchModelIndex, type ModelSourceOptions, resolveModelDir } from "../model_source.ts";
 import { loadComponent } from "./components.ts";
 import { type Pipeline, pipelineClass } from "./pipeline.ts";
 import "./ddpm.ts";
@@ -163,7 +163,10 @@ export class DiffusionPipeline {
     options: FromPretrainedOptions = {},
   ): Promise<Pipeline> {
     await ensureReady(options.backend);
-    const dir = await resolveModelDir(idOrDir, options);
+    // From the Hub, read model_index.json first so only the folders this pipeline loads are fetched.
+    const remoteIndex = await fetchModelIndex(idOrDir, options);
+    const folders = remoteIndex && neededFolders(parseModelIndex(remoteIndex), options);
+    const dir = await resolveModelDir(idOrDir, { ...options, folders });
     const index = await readModelIndex(dir);
     const cls = pipelineClass(index.className, `${dir}/model_index.json`);
     const loaded: Record<string, unknown> = {};
@@ -190,6 +193,13 @@ export class DiffusionPipeline {
     }
     return cls.fromComponents(loaded);
   }
+}
+
+/** The component folders a pipeline will load: its components, less absent and caller-given ones. */
+function neededFolders(index: ModelIndex, options: FromPretrainedOptions): string[] {
+  return pipelineClass(index.className).componentNames.filter((name) =>
+    index.components[name] && !(options.components && name in options.components)
+  );
 }
 
 function disposeIfOwned(component: unknown, options: FromPretrainedOptions): void {

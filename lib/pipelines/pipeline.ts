@@ -153,6 +153,14 @@ export function checkSteps(numInferenceSteps: number): void {
 /** One model evaluation: the prediction at `timestep` for `sample` (inside a tidy scope). */
 export type Denoiser = (sample: tf.Tensor, timestep: number) => tf.Tensor;
 
+/** How {@link denoise} walks the schedule. */
+export interface DenoiseLoopOptions {
+  /** The timesteps to run (default: all of `scheduler.timesteps`; img2img starts part-way). */
+  timesteps?: readonly number[];
+  /** Apply `scheduler.scaleModelInput` (default true; diffusers' LDM text-to-image pipeline does not). */
+  scaleInput?: boolean;
+}
+
 /**
  * The denoising loop shared by pipelines: for each scheduler timestep,
  * predict with `model` and step the scheduler, each step in its own tidy
@@ -176,8 +184,10 @@ export async function denoise(
   sample: tf.Tensor,
   stepOptions: StepOptions,
   call: CallOptionsBase = {},
+  loop: DenoiseLoopOptions = {},
 ): Promise<tf.Tensor> {
-  const timesteps = scheduler.timesteps;
+  const timesteps = loop.timesteps ?? scheduler.timesteps;
+  const scaleInput = loop.scaleInput ?? true;
   let x = sample;
   try {
     for (let i = 0; i < timesteps.length; i++) {
@@ -185,7 +195,7 @@ export async function denoise(
       const t = timesteps[i]!;
       const current = x;
       x = tf.tidy(() => {
-        const input = scheduler.scaleModelInput(current, t);
+        const input = scaleInput ? scheduler.scaleModelInput(current, t) : current;
         const prediction = model(input, t);
         return scheduler.step(prediction, t, current, stepOptions).prevSample;
       });
