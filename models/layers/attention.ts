@@ -40,7 +40,9 @@ export const SCORE_CHUNK_BYTES = 64 * 1024 * 1024;
  * `q` is [batch·nq, heads·d], `k` and `v` are [batch·nk, heads·d]; the result
  * is [batch·nq, heads·d] with heads concatenated like diffusers'
  * `batch_to_head_dim`. Score blocks are at most `maxScoreBytes` (query rows
- * are chunked to fit).
+ * are chunked to fit). `scoreBias` [nq, nk], if given, is added to every
+ * (batch, head)'s scores before the softmax: an additive mask, 0 where a
+ * query may attend and a large negative number where not (CLIP's causal mask).
  *
  * @example
  * ```ts
@@ -58,6 +60,7 @@ export function multiHeadAttention(
   heads: number,
   scale: number,
   maxScoreBytes: number = SCORE_CHUNK_BYTES,
+  scoreBias?: tf.Tensor2D,
 ): tf.Tensor2D {
   return tf.tidy(() => {
     const nq = q.shape[0] / batch;
@@ -82,7 +85,11 @@ export function multiHeadAttention(
           const chunks: tf.Tensor2D[] = [];
           for (let r = 0; r < nq; r += rowsPerChunk) {
             const n = Math.min(rowsPerChunk, nq - r);
-            chunks.push(tf.tidy(() => tf.matMul(tf.softmax(tf.matMul(rows(qh, r, n), kh)), vh)));
+            chunks.push(tf.tidy(() => {
+              const scores = tf.matMul(rows(qh, r, n), kh);
+              const biased = scoreBias ? tf.add(scores, rows(scoreBias, r, n)) : scores;
+              return tf.matMul(tf.softmax(biased), vh);
+            }));
           }
           return chunks.length === 1 ? chunks[0]! : tf.concat(chunks, 0);
         }));

@@ -1,0 +1,83 @@
+/**
+ * `fromPretrained` for one model component: resolve the folder (local, or
+ * a Hub id fetched into the cache), read its `config.json`, build the
+ * model, and load its weights strictly (safetensors preferred, else
+ * PyTorch `.bin`), one tensor at a time. Checkpoint entries that are not
+ * weights (buffers such as CLIP's `position_ids`) can be skipped by name.
+ *
+ * @example
+ * ```ts
+ * import { loadPretrained } from "./pretrained.ts";
+ * import { CLIPTextModel } from "./clip_text.ts";
+ * const te = await loadPretrained(
+ *   "../shared/fixtures/pipelines/sd_tiny",
+ *   { subfolder: "text_encoder" },
+ *   CLIPTextModel.spec,
+ *   (config) => new CLIPTextModel(config),
+ * );
+ * te.dispose();
+ * ```
+ *
+ * @module
+ */
+
+import { type ConfigDict, type ConfigSpec, loadConfig, parseConfigJson } from "../lib/config.ts";
+import { NotFoundError } from "../lib/errors.ts";
+import { type ModelSourceOptions, resolveComponentDir } from "../lib/model_source.ts";
+import { loadStateDict } from "../lib/weights/state_dict.ts";
+import type { Module, WeightReader } from "./layers/module.ts";
+
+/** Options of a model's `fromPretrained`: where the model is (Hub options) and which files. */
+export interface PretrainedOptions extends ModelSourceOptions {
+  /** Folder inside the model folder or repo (e.g. `"text_encoder"`); default: its root. */
+  subfolder?: string;
+}
+
+/**
+ * Builds a model from a folder or Hub id: `build(config)` gives the
+ * architecture, whose weights are then loaded; every checkpoint key must be
+ * a parameter except those `skip` accepts. The model is disposed if loading
+ * fails.
+ *
+ * @example
+ * ```ts
+ * import { loadPretrained } from "./pretrained.ts";
+ * import { LDMBertModel } from "./ldm_bert.ts";
+ * const bert = await loadPretrained("CompVis/ldm-text2im-large-256", { subfolder: "bert" },
+ *   LDMBertModel.spec, (c) => new LDMBertModel(c));
+ * ```
+ */
+export async function loadPretrained<C extends ConfigDict, M extends Module>(
+  idOrDir: string,
+  options: PretrainedOptions,
+  spec: ConfigSpec<C>,
+  build: (config: Readonly<C>) => M,
+  skip: (key: string) => boolean = () => false,
+): Promise<M> {
+  const folder = await resolveComponentDir(idOrDir, options);
+  const configFile = `${folder}/${spec.configName}`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(configFile);
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) {
+      throw new NotFoundError("config file not found", { file: configFile, cause });
+    }
+    throw cause;
+  }
+  const model = build(loadConfig(spec, parseConfigJson(text, configFile), {}, configFile));
+  const weights = await loadStateDict(folder, { variant: options.variant });
+  try {
+    const reader: WeightReader = {
+      entries: new Map([...weights.entries].filter(([key]) => !skip(key))),
+      get: (name) => weights.get(name),
+    };
+    await model.loadStateDict(reader, { file: weights.files.join(", ") });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    weights.close();
+  }
+  return model;
+}
