@@ -16,6 +16,11 @@ import { parseConfigJson } from "../config.ts";
 import { NotFoundError, UnknownNameError } from "../errors.ts";
 import { schedulerClass, SCHEDULERS } from "../../schedulers/registry.ts";
 import { UNet2DModel } from "../../models/unet_2d.ts";
+import { CLIPTextModel } from "../../models/clip_text.ts";
+import { LDMBertModel } from "../../models/ldm_bert.ts";
+import { loadTokenizer } from "../tokenizers/mod.ts";
+import type { PromptEncoder } from "./conditioning.ts";
+import type { tf } from "../tf.ts";
 
 /** Options every component loader takes. */
 export interface ComponentOptions {
@@ -25,8 +30,32 @@ export interface ComponentOptions {
 
 type Loader = (dir: string, options: ComponentOptions) => Promise<unknown>;
 
+/** A text encoder seen as a {@link PromptEncoder}: ids in, last hidden states out. */
+function promptEncoder(
+  model: { dispose(): void },
+  encode: (ids: number[][]) => tf.Tensor3D,
+): PromptEncoder {
+  return { encodeIds: encode, dispose: () => model.dispose() };
+}
+
 const MODEL_LOADERS: Record<string, Loader> = {
   UNet2DModel: (dir, options) => UNet2DModel.fromPretrained(dir, options),
+  CLIPTextModel: async (dir, options) => {
+    const model = await CLIPTextModel.fromPretrained(dir, options);
+    return promptEncoder(model, (ids) => {
+      const { lastHiddenState, pooledOutput } = model.forward(ids);
+      pooledOutput.dispose();
+      return lastHiddenState;
+    });
+  },
+  LDMBertModel: async (dir, options) => {
+    const model = await LDMBertModel.fromPretrained(dir, options);
+    return promptEncoder(model, (ids) => model.forward(ids));
+  },
+  BertTokenizer: (dir) => loadTokenizer(dir, "BertTokenizer"),
+  BertTokenizerFast: (dir) => loadTokenizer(dir, "BertTokenizerFast"),
+  CLIPTokenizer: (dir) => loadTokenizer(dir, "CLIPTokenizer"),
+  CLIPTokenizerFast: (dir) => loadTokenizer(dir, "CLIPTokenizerFast"),
 };
 
 async function loadScheduler(dir: string, className: string): Promise<unknown> {
