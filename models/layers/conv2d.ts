@@ -19,6 +19,9 @@
 import { tf } from "../../lib/tf.ts";
 import { Module, Parameter } from "./module.ts";
 import { kaimingUniform } from "./init.ts";
+import { ConvKernel } from "./conv_kernel.ts";
+import { winogradTileFor } from "./conv_algorithm.ts";
+import { onWasmHeap, winogradConv2d } from "./winograd.ts";
 
 /** Options of {@link Conv2d}. */
 export interface Conv2dOptions {
@@ -40,12 +43,14 @@ export interface Conv2dOptions {
  * ```
  */
 export class Conv2d extends Module {
-  /** Kernel, PyTorch [out, in, k, k], stored HWIO. */
-  readonly weight: Parameter;
+  /** Kernel, PyTorch [out, in, k, k], stored HWIO (with its Winograd transform when used). */
+  readonly weight: ConvKernel;
   /** Bias [out], or null. */
   readonly bias: Parameter | null;
   readonly #stride: number;
   readonly #pad: [[0, 0], [number, number], [number, number], [0, 0]];
+  /** 3×3, stride 1, padding 1: the shape Winograd convolves (see conv_algorithm.ts). */
+  readonly #winogradEligible: boolean;
 
   /** Same arguments as `nn.Conv2d(in, out, kernel_size, stride, padding, bias)`. */
   constructor(
@@ -56,7 +61,7 @@ export class Conv2d extends Module {
   ) {
     super();
     const fanIn = inChannels * kernelSize * kernelSize;
-    this.weight = new Parameter(
+    this.weight = new ConvKernel(
       [outChannels, inChannels, kernelSize, kernelSize],
       "conv",
       kaimingUniform(fanIn),
@@ -68,10 +73,21 @@ export class Conv2d extends Module {
     const p = options.padding ?? 0;
     const [top, bottom, left, right] = typeof p === "number" ? [p, p, p, p] : p;
     this.#pad = [[0, 0], [top, bottom], [left, right], [0, 0]];
+    this.#winogradEligible = kernelSize === 3 && this.#stride === 1 &&
+      [top, bottom, left, right].every((v) => v === 1);
   }
 
   /** NHWC in, NHWC out. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
+    if (this.#winogradEligible && onWasmHeap(x)) {
+      const [, height, width, inChannels] = x.shape;
+      const outChannels = this.weight.torchShape[0]!;
+      const shape = { height, width, inChannels, outChannels };
+      const tile = winogradTileFor(shape, this.weight.hasWinograd(4) || this.weight.hasWinograd(2));
+      if (tile !== null) {
+        return winogradConv2d(x, this.weight.winograd(tile), this.bias?.value ?? null);
+      }
+    }
     return tf.fused.conv2d({
       x,
       filter: this.weight.value as tf.Tensor4D,
