@@ -66,7 +66,11 @@ export { KDPM2DiscreteScheduler } from "./schedulers/k_dpm_2_discrete.ts";
 export { DPMSolverMultistepScheduler } from "./schedulers/dpmsolver_multistep.ts";
 export { UniPCMultistepScheduler } from "./schedulers/unipc_multistep.ts";
 export { schedulerClass, schedulerFromConfig, SCHEDULERS } from "./schedulers/registry.ts";
-export { UNet2DModel } from "./models/unet_2d.ts";
+export {
+  UNet2DModel,
+  type UNet2DModelConfig,
+  type UNet2DModelLoadOptions,
+} from "./models/unet_2d.ts";
 export {
   DiffusionPipeline,
   type FromPretrainedOptions,
@@ -74,8 +78,28 @@ export {
 export { DDPMPipeline } from "./lib/pipelines/ddpm.ts";
 export { DDIMPipeline } from "./lib/pipelines/ddim.ts";
 export { PNDMPipeline } from "./lib/pipelines/pndm.ts";
+export { LDMTextToImagePipeline } from "./lib/pipelines/latent_diffusion.ts";
+export { LDMPipeline } from "./lib/pipelines/latent_diffusion_uncond.ts";
+export { StableDiffusionPipeline } from "./lib/pipelines/stable_diffusion.ts";
+export { StableDiffusionImg2ImgPipeline } from "./lib/pipelines/stable_diffusion_img2img.ts";
+export { UNet2DConditionModel } from "./models/unet_2d_condition.ts";
+export { AutoencoderKL } from "./models/autoencoder_kl.ts";
+export { VQModel } from "./models/vq_model.ts";
+export { CLIPTextModel } from "./models/clip_text.ts";
+export { LDMBertModel } from "./models/ldm_bert.ts";
+export {
+  BertTokenizer,
+  CLIPTokenizer,
+  loadTokenizer,
+  type Tokenizer,
+} from "./lib/tokenizers/mod.ts";
 export type { PipelineOutput, StepCallback, StepInfo } from "./lib/pipelines/pipeline.ts";
-export { generate, type GenerateOptions, type GenerateResult } from "./lib/generate.ts";
+export {
+  DEFAULT_MODEL,
+  generate,
+  type GenerateOptions,
+  type GenerateResult,
+} from "./lib/generate.ts";
 
 if (import.meta.main) {
   const { main } = await import("./lib/cli.ts");

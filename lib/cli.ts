@@ -14,27 +14,32 @@
  */
 
 import { parseArgs } from "node:util";
-import { generate } from "./generate.ts";
+import { DEFAULT_MODEL, generate } from "./generate.ts";
+import { decodeImage } from "./image.ts";
 import { DiffusersError, HubError, NotFoundError } from "./errors.ts";
 import type { BackendChoice } from "./backend.ts";
 import { SCHEDULERS } from "../schedulers/registry.ts";
-
-/** The model used when `--model` is not given. */
-export const DEFAULT_MODEL = "google/ddpm-cat-256";
 
 const HELP = `diffusers-tfjs: Hugging Face diffusers pipelines on TensorFlow.js
 
 Usage: deno run -A mod.ts [PROMPT] [options]
 
 Options:
-  --model ID|DIR      Hub model id or local diffusers folder (default: ${DEFAULT_MODEL})
+  --model ID|DIR      Hub model id or local diffusers folder (default: the bundled emoji
+                      Stable Diffusion, offline: try "cat face", "red heart", "fire")
+  --negative TEXT     negative prompt (Stable Diffusion)
+  --guidance G        classifier-free guidance scale (default: the pipeline's)
+  --width W, --height H  image size in pixels (text-to-image; default: the model's)
+  --image FILE        init image (PNG) for image-to-image (Stable Diffusion)
+  --strength S        image-to-image strength, 0..1 (default 0.8)
   --steps N           denoising steps (default: the pipeline's default)
   --scheduler NAME    swap the scheduler (${[...SCHEDULERS.keys()].join(", ")})
   --seed S            seed of the PyTorch-compatible generator (default: random, printed)
   --batch N           number of images (default 1)
   --eta E             DDIM eta (default 0)
   --out FILE          output PNG (default: out.png; out-1.png, ... for several images)
-  --upscale K         enlarge the output K times, nearest neighbour (default 1)
+  --upscale K         enlarge the output K times, nearest neighbour (default: to about 256 px
+                      for small images; 1 keeps the raw size)
   --backend B         auto | webgpu | wasm | cpu (default: auto, or DIFFUSERS_BACKEND)
   --variant V         weight variant, e.g. fp16
   --revision R        Hub branch, tag or commit
@@ -55,6 +60,13 @@ function positiveInt(name: string, value: string | undefined): number | undefine
 }
 
 class CliError extends Error {}
+
+function optionalNumber(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new CliError(`--${name} must be a number, got ${value}`);
+  return n;
+}
 
 /** A one-line progress bar on stderr that redraws in place. */
 function progressBar(enabled: boolean): (label: string, done: number, total: number) => void {
@@ -101,7 +113,13 @@ export async function main(args: string[]): Promise<number> {
         batch: { type: "string" },
         eta: { type: "string" },
         out: { type: "string", default: "out.png" },
-        upscale: { type: "string", default: "1" },
+        upscale: { type: "string" },
+        negative: { type: "string" },
+        guidance: { type: "string" },
+        width: { type: "string" },
+        height: { type: "string" },
+        image: { type: "string" },
+        strength: { type: "string" },
         backend: { type: "string" },
         variant: { type: "string" },
         revision: { type: "string" },
@@ -129,8 +147,22 @@ export async function main(args: string[]): Promise<number> {
     if (eta !== undefined && !(eta >= 0)) {
       throw new CliError(`--eta must be a number >= 0, got ${values.eta}`);
     }
-    const upscale = positiveInt("upscale", values.upscale) ?? 1;
+    const upscale = positiveInt("upscale", values.upscale);
+    const guidance = optionalNumber("guidance", values.guidance);
+    const strength = optionalNumber("strength", values.strength);
+    const image = values.image === undefined ? undefined : decodeImage(
+      await Deno.readFile(values.image).catch((e) => {
+        throw new CliError(`cannot read --image ${values.image}: ${(e as Error).message}`);
+      }),
+      values.image,
+    );
     const result = await generate({
+      negativePrompt: values.negative,
+      guidanceScale: guidance,
+      width: positiveInt("width", values.width),
+      height: positiveInt("height", values.height),
+      image,
+      strength,
       model,
       prompt: positionals.join(" ") || undefined,
       steps: positiveInt("steps", values.steps),
@@ -148,7 +180,10 @@ export async function main(args: string[]): Promise<number> {
     });
     for (let i = 0; i < result.images.length; i++) {
       const path = outputPath(values.out, i, result.images.length);
-      await result.images[i]!.upscale(upscale).save(path);
+      const image = result.images[i]!;
+      // Small outputs (the bundled 32 px model) are enlarged for viewing unless --upscale says otherwise.
+      const factor = upscale ?? Math.max(1, Math.floor(256 / Math.max(image.width, image.height)));
+      await image.upscale(factor).save(path);
       console.log(path);
     }
     if (!values.quiet) {

@@ -17,6 +17,7 @@
 import { type BackendChoice, type BackendName, ensureReady } from "./backend.ts";
 import { Generator } from "./random.ts";
 import type { DiffusionImage } from "./image.ts";
+import type { Scheduler } from "../schedulers/scheduler.ts";
 import type { DownloadProgress } from "./hub.ts";
 import { ArgumentError } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -24,19 +25,36 @@ import { schedulerClass } from "../schedulers/registry.ts";
 import { DiffusionPipeline } from "./pipelines/diffusion_pipeline.ts";
 import type { StepCallback } from "./pipelines/pipeline.ts";
 import { UnconditionalPipeline } from "./pipelines/unconditional.ts";
+import { LDMPipeline } from "./pipelines/latent_diffusion_uncond.ts";
+import { LDMTextToImagePipeline } from "./pipelines/latent_diffusion.ts";
+import { StableDiffusionBase, StableDiffusionPipeline } from "./pipelines/stable_diffusion.ts";
+import { StableDiffusionImg2ImgPipeline } from "./pipelines/stable_diffusion_img2img.ts";
+import type { OutputType, Pipeline, PipelineOutput } from "./pipelines/pipeline.ts";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
-  /** Hub id (`"google/ddpm-cat-256"`) or local folder of a diffusers pipeline. */
-  model: string;
-  /** Text prompt (text-to-image pipelines; ignored with a warning by unconditional ones). */
+  /** Hub id or local folder of a diffusers pipeline (default: the bundled emoji Stable Diffusion). */
+  model?: string;
+  /** Text prompt (text-to-image pipelines; unconditional ones ignore it with a warning). */
   prompt?: string;
+  /** What to steer away from (Stable Diffusion). */
+  negativePrompt?: string;
   /** Denoising steps (default: the pipeline's own default). */
   steps?: number;
-  /** Scheduler class to swap in, e.g. `"DDIMScheduler"` (default: the model's own). */
+  /** Scheduler class to swap in, e.g. `"DPMSolverMultistepScheduler"` (default: the model's own). */
   scheduler?: string;
   /** Seed of the PyTorch-compatible generator (default: random; returned in the result). */
   seed?: number;
+  /** Classifier-free guidance weight (default: the pipeline's, 7.5 for SD, 1 for LDM). */
+  guidanceScale?: number;
+  /** Image width in pixels (text-to-image; default: the model's). */
+  width?: number;
+  /** Image height in pixels (text-to-image; default: the model's). */
+  height?: number;
+  /** Init image for image-to-image (Stable Diffusion models). */
+  image?: DiffusionImage;
+  /** Image-to-image strength, 0..1 (default 0.8). */
+  strength?: number;
   /** Number of images (default 1). */
   batchSize?: number;
   /** DDIM eta (default 0). */
@@ -69,29 +87,106 @@ export interface GenerateResult {
   timings: { loadMs: number; generateMs: number };
 }
 
+/** The model `generate()` and the CLI use when none is given: shipped in the repository, works offline. */
+export const DEFAULT_MODEL: string = bundledModel("../models/pretrained/emoji-sd-tiny");
+
+/** A folder shipped beside this module, or `""` when the module was loaded from a URL (JSR, a CDN). */
+function bundledModel(relative: string): string {
+  const url = new URL(relative, import.meta.url);
+  return url.protocol === "file:" ? decodeURIComponent(url.pathname) : "";
+}
+
 function randomSeed(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0]!;
 }
 
+function swapScheduler(pipe: { scheduler: Scheduler }, name: string): void {
+  const previous = pipe.scheduler;
+  pipe.scheduler = schedulerClass(name).fromConfig(previous.config);
+  previous.dispose();
+}
+
+/** Runs whichever pipeline was loaded with the options that apply to it. */
+function runPipeline(
+  pipe: Pipeline,
+  o: GenerateOptions,
+  generator: Generator,
+): Promise<PipelineOutput<OutputType>> {
+  const common = { numInferenceSteps: o.steps, generator, onStep: o.onStep, signal: o.signal };
+  const eta = o.eta === undefined ? {} : { eta: o.eta };
+  if (pipe instanceof StableDiffusionBase) {
+    const prompt = o.prompt ?? "";
+    const sd = {
+      ...common,
+      ...eta,
+      prompt,
+      negativePrompt: o.negativePrompt,
+      guidanceScale: o.guidanceScale,
+      numImagesPerPrompt: o.batchSize,
+    };
+    if (o.image) {
+      return StableDiffusionImg2ImgPipeline.fromPipeline(pipe).call({
+        ...sd,
+        image: o.image,
+        strength: o.strength,
+      });
+    }
+    if (pipe instanceof StableDiffusionPipeline) {
+      return pipe.call({ ...sd, width: o.width, height: o.height });
+    }
+    throw new ArgumentError(`${pipe.className} needs an init image`);
+  }
+  if (o.image) {
+    throw new ArgumentError(
+      `${pipe.className} cannot start from an image; use a Stable Diffusion model`,
+    );
+  }
+  if (pipe instanceof LDMTextToImagePipeline) {
+    const prompt = o.prompt ?? "";
+    return pipe.call({
+      ...common,
+      ...eta,
+      prompt: new Array<string>(o.batchSize ?? 1).fill(prompt),
+      guidanceScale: o.guidanceScale,
+      width: o.width,
+      height: o.height,
+    });
+  }
+  if (o.prompt) logger.warning(`${pipe.className} is unconditional: the prompt is ignored`);
+  if (pipe instanceof LDMPipeline) return pipe.call({ ...common, ...eta, batchSize: o.batchSize });
+  if (pipe instanceof UnconditionalPipeline) {
+    return pipe.call({ ...common, ...eta, batchSize: o.batchSize });
+  }
+  throw new ArgumentError(`generate() does not support ${pipe.className}`);
+}
+
 /**
- * Generates images with any supported diffusers pipeline in one call.
+ * Generates images with any supported diffusers pipeline in one call:
+ * text-to-image (Stable Diffusion, LDM), image-to-image (Stable Diffusion
+ * with `image`), or unconditional (DDPM, DDIM, PNDM, LDM). Without `model`,
+ * the bundled emoji model runs offline.
  *
  * @example
  * ```ts
  * import { generate } from "./generate.ts";
- * const { images } = await generate({ model: "./ddpm_tiny", steps: 10, seed: 0 });
- * console.log(images[0].width);
+ * const { images, seed } = await generate({ prompt: "cat face", seed: 0 });
+ * await images[0].upscale(8).save("cat.png");
  * ```
  */
 export async function generate(options: GenerateOptions): Promise<GenerateResult> {
-  if (!options.model) throw new ArgumentError("generate() needs a model (Hub id or folder)");
+  const model = options.model ?? DEFAULT_MODEL;
+  if (!model) {
+    throw new ArgumentError(
+      "no model given, and the bundled default model is not available here (it is not part of the JSR package): pass a Hub id or folder",
+    );
+  }
   const seed = options.seed ?? randomSeed();
   if (!Number.isSafeInteger(seed) || seed < 0) {
     throw new ArgumentError(`seed must be a non-negative integer, got ${seed}`);
   }
   const backend = await ensureReady(options.backend);
   const t0 = performance.now();
-  const pipe = await DiffusionPipeline.fromPretrained(options.model, {
+  const pipe = await DiffusionPipeline.fromPretrained(model, {
     variant: options.variant,
     revision: options.revision,
     localFilesOnly: options.localFilesOnly,
@@ -100,27 +195,12 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   });
   try {
     const t1 = performance.now();
-    if (!(pipe instanceof UnconditionalPipeline)) {
-      throw new ArgumentError(`generate() does not support ${pipe.className} yet`);
-    }
     if (options.scheduler) {
-      const previous = pipe.scheduler;
-      pipe.scheduler = schedulerClass(options.scheduler).fromConfig(previous.config);
-      previous.dispose();
+      swapScheduler(pipe as unknown as { scheduler: Scheduler }, options.scheduler);
     }
-    if (options.prompt) {
-      logger.warning(`${pipe.className} is unconditional: the prompt is ignored`);
-    }
-    const { images } = await pipe.call({
-      numInferenceSteps: options.steps,
-      batchSize: options.batchSize,
-      generator: new Generator().manualSeed(seed),
-      onStep: options.onStep,
-      signal: options.signal,
-      ...(options.eta === undefined ? {} : { eta: options.eta }),
-    });
+    const { images } = await runPipeline(pipe, options, new Generator().manualSeed(seed));
     return {
-      images,
+      images: images as DiffusionImage[],
       seed,
       backend,
       timings: { loadMs: t1 - t0, generateMs: performance.now() - t1 },

@@ -14,11 +14,16 @@
 
 import { parseConfigJson } from "../config.ts";
 import { NotFoundError, UnknownNameError } from "../errors.ts";
+import { resolveInside } from "../weights/weight_files.ts";
 import { schedulerClass, SCHEDULERS } from "../../schedulers/registry.ts";
 import { UNet2DModel } from "../../models/unet_2d.ts";
 import { CLIPTextModel } from "../../models/clip_text.ts";
 import { LDMBertModel } from "../../models/ldm_bert.ts";
+import { UNet2DConditionModel } from "../../models/unet_2d_condition.ts";
+import { AutoencoderKL } from "../../models/autoencoder_kl.ts";
+import { VQModel } from "../../models/vq_model.ts";
 import { loadTokenizer } from "../tokenizers/mod.ts";
+import type { LatentAutoencoder } from "./latent_models.ts";
 import type { PromptEncoder } from "./conditioning.ts";
 import type { tf } from "../tf.ts";
 
@@ -38,8 +43,27 @@ function promptEncoder(
   return { encodeIds: encode, dispose: () => model.dispose() };
 }
 
+/** An AutoencoderKL seen as a {@link LatentAutoencoder}: encoding draws a latent sample. */
+function latentAutoencoder(vae: AutoencoderKL): LatentAutoencoder {
+  return {
+    config: vae.config,
+    decode: (latents) => vae.decode(latents),
+    encodeSample: (images, generator) => {
+      const posterior = vae.encode(images);
+      const z = posterior.sample(generator);
+      posterior.dispose();
+      return z;
+    },
+    dispose: () => vae.dispose(),
+  };
+}
+
 const MODEL_LOADERS: Record<string, Loader> = {
   UNet2DModel: (dir, options) => UNet2DModel.fromPretrained(dir, options),
+  UNet2DConditionModel: (dir, options) => UNet2DConditionModel.fromPretrained(dir, options),
+  AutoencoderKL: async (dir, options) =>
+    latentAutoencoder(await AutoencoderKL.fromPretrained(dir, options)),
+  VQModel: (dir, options) => VQModel.fromPretrained(dir, options),
   CLIPTextModel: async (dir, options) => {
     const model = await CLIPTextModel.fromPretrained(dir, options);
     return promptEncoder(model, (ids) => {
@@ -62,7 +86,7 @@ async function loadScheduler(dir: string, className: string): Promise<unknown> {
   const path = `${dir}/scheduler_config.json`;
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await Deno.readTextFile(await resolveInside(path, dir));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new NotFoundError("scheduler config is missing", { file: path });
@@ -83,13 +107,15 @@ async function loadScheduler(dir: string, className: string): Promise<unknown> {
  * const unet = await loadComponent("/models/ddpm_tiny", "unet", "UNet2DModel", {});
  * ```
  */
-export function loadComponent(
+export async function loadComponent(
   root: string,
   subfolder: string,
   className: string,
   options: ComponentOptions,
 ): Promise<unknown> {
   const dir = subfolder ? `${root}/${subfolder}` : root;
+  // A component folder that is a symlink out of the model folder is refused before it is read.
+  if (subfolder) await resolveInside(dir, root).catch(ignoreMissing);
   if (SCHEDULERS.has(className)) return loadScheduler(dir, className);
   const loader = MODEL_LOADERS[className];
   if (!loader) {
@@ -99,5 +125,10 @@ export function loadComponent(
       key: subfolder,
     });
   }
-  return loader(dir, options);
+  return await loader(dir, options);
+}
+
+/** A missing folder is reported by the loader, with the file it looked for. */
+function ignoreMissing(e: unknown): void {
+  if (!(e instanceof Deno.errors.NotFound)) throw e;
 }

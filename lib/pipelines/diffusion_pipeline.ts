@@ -25,6 +25,10 @@ import { type Pipeline, pipelineClass } from "./pipeline.ts";
 import "./ddpm.ts";
 import "./ddim.ts";
 import "./pndm.ts";
+import "./latent_diffusion.ts";
+import "./latent_diffusion_uncond.ts";
+import "./stable_diffusion.ts";
+import "./stable_diffusion_img2img.ts";
 
 /** Options of {@link DiffusionPipeline.fromPretrained}. */
 export interface FromPretrainedOptions extends ModelSourceOptions {
