@@ -19,6 +19,7 @@
 import { tf } from "../../lib/tf.ts";
 import { Module, Parameter } from "./module.ts";
 import { kaimingUniform } from "./init.ts";
+import { withPackedWeight } from "./weight_packing.ts";
 import { ConvKernel } from "./conv_kernel.ts";
 import { winogradTileFor } from "./conv_algorithm.ts";
 import { onWasmHeap, winogradConv2d } from "./winograd.ts";
@@ -88,12 +89,13 @@ export class Conv2d extends Module {
         return winogradConv2d(x, this.weight.winograd(tile), this.bias?.value ?? null);
       }
     }
-    return tf.fused.conv2d({
-      x,
-      filter: this.weight.value as tf.Tensor4D,
-      bias: this.bias?.value,
-      strides: this.#stride,
-      pad: this.#pad,
-    });
+    return withPackedWeight(this.weight.value, (filter) =>
+      tf.fused.conv2d({
+        x,
+        filter: filter as tf.Tensor4D,
+        bias: this.bias?.value,
+        strides: this.#stride,
+        pad: this.#pad,
+      }));
   }
 }

@@ -50,7 +50,8 @@ function uniformStream(seed: number): () => number {
 }
 
 /**
- * `size` values drawn as `init` says, from a stream seeded by `seed`.
+ * `size` values drawn as `init` says, from a stream seeded by `seed`,
+ * written to the start of `scratch` when given (a view of it is returned).
  *
  * @example
  * ```ts
@@ -58,8 +59,13 @@ function uniformStream(seed: number): () => number {
  * const ones = initValues({ kind: "constant", value: 1 }, 3, 0); // Float32Array [1, 1, 1]
  * ```
  */
-export function initValues(init: ParamInit, size: number, seed: number): Float32Array {
-  const out = new Float32Array(size);
+export function initValues(
+  init: ParamInit,
+  size: number,
+  seed: number,
+  scratch?: Float32Array,
+): Float32Array {
+  const out = scratch ? scratch.subarray(0, size) : new Float32Array(size);
   if (init.kind === "constant") return out.fill(init.value);
   const next = uniformStream(seed);
   if (init.kind === "uniform") {

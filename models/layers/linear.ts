@@ -17,6 +17,7 @@
 import { tf } from "../../lib/tf.ts";
 import { Module, Parameter } from "./module.ts";
 import { kaimingUniform } from "./init.ts";
+import { withPackedWeight } from "./weight_packing.ts";
 
 /**
  * A fully connected layer; keys `weight` [out, in] and `bias` [out].
@@ -49,11 +50,11 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const a = x.rank === 2 ? x as tf.Tensor2D : tf.reshape(x, [-1, x.shape[x.rank - 1]!]);
-      const y = tf.fused.matMul({
-        a: a as tf.Tensor2D,
-        b: this.weight.value as tf.Tensor2D,
-        bias: this.bias?.value,
-      });
+      const y = withPackedWeight(
+        this.weight.value,
+        (b) =>
+          tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, bias: this.bias?.value }),
+      );
       return x.rank === 2 ? y : tf.reshape(y, [...lead, this.#outFeatures]);
     });
   }

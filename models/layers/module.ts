@@ -259,9 +259,16 @@ export abstract class Module {
    * ```
    */
   initialize(seed = 0): this {
-    this.namedParameters().forEach(([, p], i) => {
+    const params = this.namedParameters();
+    // WASM copies tensor data into its heap, so one scratch buffer can serve
+    // every parameter: faulting in fresh pages costs as much as drawing the
+    // values (SD's 3.4 GB). Other backends keep a reference to the array.
+    const scratch = tf.getBackend() === "wasm"
+      ? new Float32Array(params.reduce((n, [, p]) => Math.max(n, p.size), 0))
+      : undefined;
+    params.forEach(([, p], i) => {
       const s = Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b);
-      p.assign(tf.tensor(initValues(p.init, p.size, s), p.shape, "float32"));
+      p.assign(tf.tensor(initValues(p.init, p.size, s, scratch), p.shape, "float32"));
     });
     return this;
   }
