@@ -229,10 +229,12 @@ async function openSafetensors(src: ByteSource, file: string): Promise<TensorFil
 
 /** Sniffs the format: torch checkpoints are zips (or a legacy pickle, which torch_bin refuses clearly). */
 async function openTensorFile(src: ByteSource, file: string): Promise<TensorFile> {
-  const head = await src.read(0, Math.min(4, src.size));
-  const zip = head.byteLength === 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 &&
+  const head = await src.read(0, Math.min(9, src.size));
+  // safetensors: a u64 header length (whose low byte may be 0x80, pickle's first byte), then "{".
+  const safetensors = head.byteLength === 9 && head[8] === 0x7b;
+  const zip = head.byteLength >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 &&
     head[3] === 4;
-  if (zip || head[0] === 0x80) {
+  if (!safetensors && (zip || head[0] === 0x80)) {
     const ckpt = await openTorchCheckpoint(src, file);
     return { entries: ckpt.tensors, read: (name) => ckpt.read(name) };
   }
