@@ -31,6 +31,8 @@ import { tf } from "../../lib/tf.ts";
 import { Module } from "./module.ts";
 import { Linear } from "./linear.ts";
 import { GroupNorm } from "./group_norm.ts";
+// Side effect: tfjs-wasm slices without copying the whole input first.
+import "./wasm_slice.ts";
 
 /** Largest score block (query rows × keys × 4 bytes) computed at once: 64 MiB. */
 export const SCORE_CHUNK_BYTES = 64 * 1024 * 1024;

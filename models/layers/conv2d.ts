@@ -23,6 +23,8 @@ import { withPackedWeight } from "./weight_packing.ts";
 import { ConvKernel } from "./conv_kernel.ts";
 import { winogradTileFor } from "./conv_algorithm.ts";
 import { onWasmHeap, winogradConv2d } from "./winograd.ts";
+// Side effect: tfjs-wasm slices without copying the whole input first.
+import "./wasm_slice.ts";
 
 /** Options of {@link Conv2d}. */
 export interface Conv2dOptions {
