@@ -140,7 +140,11 @@ export async function main(args: string[]): Promise<number> {
   const model = values.model ?? DEFAULT_MODEL;
   const draw = progressBar(!values.quiet);
   const controller = new AbortController();
-  const onSigint = () => controller.abort(new DiffusersError("interrupted"));
+  // The first Ctrl-C stops between steps; a second one exits at once.
+  const onSigint = () =>
+    controller.signal.aborted
+      ? Deno.exit(130)
+      : controller.abort(new DiffusersError("interrupted"));
   Deno.addSignalListener("SIGINT", onSigint);
   try {
     const eta = values.eta === undefined ? undefined : Number(values.eta);
@@ -176,7 +180,11 @@ export async function main(args: string[]): Promise<number> {
       localFilesOnly: values.offline || undefined,
       signal: controller.signal,
       onDownload: ({ file, loaded, total }) => draw(`download ${file}`, loaded, total ?? loaded),
-      onStep: ({ step, numSteps }) => draw("denoise", step + 1, numSteps),
+      onStep: async ({ step, numSteps }) => {
+        draw("denoise", step + 1, numSteps);
+        // The steps never yield on their own: let the event loop run so Ctrl-C is seen.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      },
     });
     for (let i = 0; i < result.images.length; i++) {
       const path = outputPath(values.out, i, result.images.length);
@@ -195,6 +203,10 @@ export async function main(args: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
+    if (controller.signal.aborted) {
+      console.error("\ninterrupted: stopped between steps, no image written");
+      return 130;
+    }
     if (e instanceof CliError) {
       console.error(`error: ${e.message}`);
       return 2;

@@ -259,8 +259,9 @@ export function configToJSON<C extends ConfigDict>(
 export function parseConfigJson(text: string, file?: string): ConfigDict {
   let value: unknown;
   try {
-    value = parsePythonJson(text);
+    value = parsePythonJson(text, file);
   } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
     throw new ConfigError(`not valid JSON (${(cause as Error).message})`, { file, cause });
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -269,18 +270,32 @@ export function parseConfigJson(text: string, file?: string): ConfigDict {
   return value as ConfigDict;
 }
 
+/** Configs nest a few levels; a hostile file nesting thousands would overflow every recursive walk. */
+const MAX_DEPTH = 64;
+
 /** Any JSON value, with Python's non-finite tokens mapped to numbers. */
-function parsePythonJson(text: string): unknown {
+function parsePythonJson(text: string, file: string | undefined): unknown {
   // Rewrite the non-finite tokens outside string literals: infinities become
   // 1e999 (which JSON.parse reads as Infinity), NaN a marker string revived below.
   const marker = `\u0000NaN${Math.random().toString(36).slice(2)}\u0000`;
   let out = "";
   let last = 0;
   let sawNaN = false;
+  let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (c === '"') {
       for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+      continue;
+    }
+    if (c === "[" || c === "{") {
+      if (++depth > MAX_DEPTH) {
+        throw new ConfigError(`nested deeper than ${MAX_DEPTH} levels`, { file });
+      }
+      continue;
+    }
+    if (c === "]" || c === "}") {
+      depth--;
       continue;
     }
     for (

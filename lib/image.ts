@@ -175,6 +175,7 @@ export async function imagesFromTensor(images: tf.Tensor4D): Promise<DiffusionIm
  * ```
  */
 export function decodeImage(bytes: Uint8Array, file = "<image>"): DiffusionImage {
+  checkDeclaredSize(bytes, file);
   let png;
   try {
     png = decodePng(bytes);
@@ -182,7 +183,7 @@ export function decodeImage(bytes: Uint8Array, file = "<image>"): DiffusionImage
     throw new DiffusersError(`not a readable PNG (${(cause as Error).message})`, { file, cause });
   }
   const { width, height, channels, depth } = png;
-  let data = png.data;
+  let data = depth < 8 ? unpackSamples(png.data, width * channels, height, depth) : png.data;
   if (png.palette) {
     const palette = png.palette;
     const rgb = new Uint8Array(width * height * 3);
@@ -193,7 +194,7 @@ export function decodeImage(bytes: Uint8Array, file = "<image>"): DiffusionImage
     return new DiffusionImage(width, height, rgb);
   }
   if (depth === 16) data = Uint8Array.from(data, (v) => v >> 8);
-  else if (depth !== 8) {
+  else if (depth < 8) {
     const scale = 255 / (2 ** depth - 1);
     data = Uint8Array.from(data, (v) => Math.round(v * scale));
   }
@@ -206,4 +207,51 @@ export function decodeImage(bytes: Uint8Array, file = "<image>"): DiffusionImage
     rgb[i * 3 + 2] = grey ? data[s]! : data[s + 2]!;
   }
   return new DiffusionImage(width, height, rgb);
+}
+
+/** Deflate cannot expand data by more than about 1032:1. */
+const MAX_INFLATE_RATIO = 1032;
+
+/** Channels per PNG colour type (grey, RGB, palette, grey + alpha, RGBA). */
+const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Refuses a PNG whose header promises more pixel data than its compressed
+ * bytes could hold, before the decoder allocates a buffer of that size.
+ */
+function checkDeclaredSize(bytes: Uint8Array, file: string): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Without a leading IHDR there is nothing to check; the decoder rejects the file.
+  if (bytes.length < 33 || view.getUint32(12) !== 0x49484452) return;
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  const channels = PNG_CHANNELS[bytes[25]!] ?? 4;
+  const rowBytes = Math.ceil((width * channels * Math.max(1, bytes[24]!)) / 8) + 1;
+  if (height * rowBytes > MAX_INFLATE_RATIO * bytes.length) {
+    throw new DiffusersError(
+      `header declares ${width}x${height} pixels (${height * rowBytes} bytes of image data), ` +
+        `more than a ${bytes.length}-byte PNG can hold`,
+      { file },
+    );
+  }
+}
+
+/** One byte per sample from PNG rows of packed 1-, 2- or 4-bit samples (most significant bits first). */
+function unpackSamples(
+  packed: ArrayLike<number>,
+  samplesPerRow: number,
+  height: number,
+  depth: number,
+): Uint8Array {
+  const out = new Uint8Array(samplesPerRow * height);
+  const rowBytes = Math.ceil((samplesPerRow * depth) / 8);
+  const mask = (1 << depth) - 1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < samplesPerRow; x++) {
+      const bit = x * depth;
+      const byte = packed[y * rowBytes + (bit >> 3)] ?? 0;
+      out[y * samplesPerRow + x] = (byte >> (8 - depth - (bit & 7))) & mask;
+    }
+  }
+  return out;
 }

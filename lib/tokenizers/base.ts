@@ -27,6 +27,9 @@ import type { EncodeOptions, Encoding, Tokenizer } from "./tokenizer.ts";
 
 // transformers' LARGE_INTEGER: a model_max_length above it means "no limit".
 const NO_LIMIT_ABOVE = 1e20;
+// Far beyond any BERT or CLIP text encoder; a hostile config must not make
+// padding to model_max_length allocate billions of ids.
+const MAX_MODEL_LENGTH = 2 ** 20;
 
 /** What a concrete tokenizer hands to {@link PreTrainedTokenizer}. */
 export interface PreTrainedInit {
@@ -83,6 +86,14 @@ export abstract class PreTrainedTokenizer implements Tokenizer {
     this.#specialTokens = init.specialTokens;
     this.#doLowerCase = init.doLowerCase;
     const max = init.modelMaxLength;
+    const valid = max === undefined || max > NO_LIMIT_ABOVE ||
+      (Number.isInteger(max) && max >= 1 && max <= MAX_MODEL_LENGTH);
+    if (!valid) {
+      throw new ConfigError(
+        `${max} is not a whole number from 1 to ${MAX_MODEL_LENGTH} (or above 1e20 for no limit)`,
+        { file: init.configFile, key: "model_max_length" },
+      );
+    }
     this.modelMaxLength = max === undefined || max > NO_LIMIT_ABOVE ? Infinity : max;
 
     const unk = init.specialTokens.named.get("unk_token")?.content;

@@ -15,7 +15,8 @@
  */
 
 import { parseConfigJson } from "../config.ts";
-import { ArgumentError, ConfigError, NotFoundError } from "../errors.ts";
+import { ArgumentError, ConfigError, NotFoundError, PathEscapeError } from "../errors.ts";
+import { resolveInside } from "../weights/weight_files.ts";
 
 /** Returns a file's text, or undefined when the file does not exist. */
 export type TokenizerFileFetcher = (name: string) => Promise<string | undefined>;
@@ -68,9 +69,11 @@ function folderReader(dir: string): TokenizerFileReader {
         );
       }
       try {
-        return await deno.readTextFile(path(name));
+        // A file that is a symlink out of the folder (or the Hub cache repo) is refused, not read.
+        return await deno.readTextFile(await resolveInside(path(name), dir));
       } catch (e) {
         if (e instanceof deno.errors.NotFound) return undefined;
+        if (e instanceof PathEscapeError) throw e;
         throw new NotFoundError(`cannot read tokenizer file (${(e as Error).message})`, {
           file: path(name),
           cause: e,

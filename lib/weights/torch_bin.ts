@@ -88,8 +88,12 @@ const STORAGE_TYPES: Readonly<Record<string, readonly [SafetensorsDType, number]
   "torch.BoolStorage": ["BOOL", 1],
 };
 
-/** A view may repeat its storage's elements (stride 0) only up to this size, so a tiny file cannot demand a huge buffer. */
-const MAX_EXPANDED_BYTES = 256 * 2 ** 20;
+/**
+ * Views larger than their storage (stride 0 repeats elements) are copied out
+ * when read; all of them together may come to this much, so a tiny file
+ * naming many broadcast tensors cannot demand gigabytes.
+ */
+const MAX_EXPANDED_BYTES = 64 * 2 ** 20;
 
 /** A storage named by a persistent id. */
 class Storage {
@@ -134,6 +138,7 @@ function torchGlobals(
     if (!(v instanceof PyTuple) || !v.items.every(isCount)) bad(`${what} is not a tuple of sizes`);
     return v.items as number[];
   };
+  let expanded = 0n;
   const rebuild = (
     storage: unknown,
     offset: unknown,
@@ -154,8 +159,14 @@ function torchGlobals(
       bad(`tensor view reaches element ${last} of a ${storage.numel}-element storage`);
     }
     const bytes = n * BigInt(storage.itemSize);
-    if (bytes > BigInt(storage.entry.size) && bytes > BigInt(MAX_EXPANDED_BYTES)) {
-      bad(`tensor view of ${bytes} bytes repeats its ${storage.entry.size}-byte storage too much`);
+    if (bytes > BigInt(storage.entry.size)) {
+      expanded += bytes;
+      if (expanded > BigInt(MAX_EXPANDED_BYTES)) {
+        bad(
+          `tensor view of ${bytes} bytes repeats its ${storage.entry.size}-byte storage: views ` +
+            `larger than their storage come to more than ${MAX_EXPANDED_BYTES} bytes`,
+        );
+      }
     }
     return t;
   };
@@ -309,6 +320,15 @@ export async function openTorchCheckpoint(src: ByteSource, file: string): Promis
     const layout = { storageKey: t.storage.key, storageOffset: t.offset, stride: t.stride };
     tensors.set(name, { name, dtype: t.storage.dtype, shape: t.shape, layout });
   }
+  // A deflated storage is inflated once, however many tensors view it: inflating
+  // it again for each view would let a small file cost gigabytes.
+  const inflated = new Map<ZipEntry, Promise<Uint8Array>>();
+  const storageRange = async (entry: ZipEntry, offset: number, length: number) => {
+    if (entry.method === 0) return readZipRange(src, entry, offset, length, file);
+    let whole = inflated.get(entry);
+    if (!whole) inflated.set(entry, whole = readZipEntry(src, entry, file));
+    return (await whole).subarray(offset, offset + length);
+  };
   return {
     file,
     tensors,
@@ -324,15 +344,13 @@ export async function openTorchCheckpoint(src: ByteSource, file: string): Promis
       if (n === 0) {
         bytes = new Uint8Array(0);
       } else if (isContiguous(t.shape, t.stride)) {
-        bytes = await readZipRange(src, entry, t.offset * itemSize, n * itemSize, file);
+        bytes = await storageRange(entry, t.offset * itemSize, n * itemSize);
       } else {
         // Read the span the view touches, then copy its elements out in row-major order.
-        const span = await readZipRange(
-          src,
+        const span = await storageRange(
           entry,
           t.offset * itemSize,
           (t.lastIndex() - t.offset + 1) * itemSize,
-          file,
         );
         bytes = gatherStrided(span, itemSize, t.shape, t.stride, 0);
       }

@@ -112,6 +112,28 @@ function defaultRoot(dir: string): string {
 }
 
 /**
+ * Checks that `path`, with every symlink resolved, lies inside `root` (default:
+ * the folder `dir`, or the Hub cache repository folder when `dir` is inside a
+ * cached snapshot), and returns its real path. Deno only.
+ *
+ * @example
+ * ```ts
+ * import { resolveInside } from "./weight_files.ts";
+ * const real = await resolveInside("/models/sd/unet/config.json", "/models/sd/unet");
+ * ```
+ */
+export async function resolveInside(path: string, dir: string, root?: string): Promise<string> {
+  const [real, base] = await Promise.all([
+    Deno.realPath(path),
+    root === undefined ? Deno.realPath(dir).then(defaultRoot) : Deno.realPath(root),
+  ]);
+  if (!asDir(real).startsWith(asDir(base))) {
+    throw new PathEscapeError(`resolves to ${real}, outside ${base}`, { file: path });
+  }
+  return real;
+}
+
+/**
  * Files in a local folder (Deno only, at call time).
  *
  * @example
@@ -140,17 +162,7 @@ export function folderWeightFiles(dir: string, options: FolderOptions = {}): Wei
     },
     async open(name) {
       checkRelativeName(name, dir);
-      const path = describe(name);
-      const [real, root] = await Promise.all([
-        Deno.realPath(path),
-        options.root === undefined
-          ? Deno.realPath(dir).then(defaultRoot)
-          : Deno.realPath(options.root),
-      ]);
-      if (!asDir(real).startsWith(asDir(root))) {
-        throw new PathEscapeError(`resolves to ${real}, outside ${root}`, { file: path });
-      }
-      return fileSource(real);
+      return fileSource(await resolveInside(describe(name), dir, options.root));
     },
   };
 }
