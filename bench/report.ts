@@ -109,7 +109,11 @@ if (wanted("workers")) {
       "speedup depends on the other jobs on the machine (see load); the busiest thread's CPU time",
       "is what each call costs when every Worker has a core of its own.",
     ],
-    rows: rowsOf(await runCase("workers.ts", [String(reps), "128"], 1200), "workers"),
+    rows: [
+      ...rowsOf(await runCase("workers.ts", [String(reps), "cat"], 1200), "cat-256 UNet, workers"),
+      ...rowsOf(await runCase("workers.ts", [quick ? "1" : "2", "ldm"], 1800), "ldm UNet, workers"),
+      ...(quick ? [] : rowsOf(await runCase("workers.ts", ["1", "sd"], 2400), "SD UNet, workers")),
+    ],
   });
 }
 if (wanted("conv")) {

@@ -83,3 +83,30 @@ Deno.test("ParallelModel: bad options and worker errors are typed", async () => 
     pm.close();
   }
 });
+
+Deno.test("ParallelModel: guided UNet2DConditionModel step, two workers = one worker (bitwise)", async () => {
+  const spec: ModelSpec = {
+    module: new URL("../lib/workers/unet_2d_condition_factory.ts", import.meta.url).href,
+    factory: "createUNet2DCondition",
+    args: { pretrained: `${FIXTURES_DIR}/pipelines/sd_tiny`, subfolder: "unet" },
+  };
+  // batch 2 = [unconditional; conditional], as classifier-free guidance runs it
+  const latents = tf.randomNormal([2, 16, 16, 4], 0, 1, "float32", 1);
+  const context = tf.randomNormal([2, 77, 32], 0, 1, "float32", 2);
+  const t = tf.tensor1d([981, 981], "int32");
+  const [two, one] = [
+    await ParallelModel.create(spec, { workers: 2 }),
+    await ParallelModel.create(spec, { workers: 1 }),
+  ];
+  try {
+    const y2 = await two.forward([latents, t, context]);
+    const y1 = await one.forward([latents, t, context]);
+    assert.deepEqual(y2.shape, [2, 16, 16, 4]);
+    assert.deepEqual(await y2.data(), await y1.data());
+    tf.dispose([y2, y1]);
+  } finally {
+    two.close();
+    one.close();
+    tf.dispose([latents, context, t]);
+  }
+});
