@@ -12,6 +12,10 @@
  * await images[0].save("cat.png");
  * ```
  *
+ * Importing this module starts the default backend (`DIFFUSERS_BACKEND`,
+ * else `auto`), so `tf` can be used right away; `ready("wasm" | "webgpu" |
+ * "cpu")` switches.
+ *
  * As a program: `deno run -A mod.ts --model google/ddpm-cat-256 --steps 50 --out cat.png`
  * (`--help` lists the options).
  *
@@ -19,6 +23,7 @@
  */
 
 export { tf } from "./lib/tf.ts";
+import { ensureReady as ensureReadyOnImport } from "./lib/backend.ts";
 export {
   type BackendChoice,
   type BackendName,
@@ -100,6 +105,10 @@ export {
   type GenerateOptions,
   type GenerateResult,
 } from "./lib/generate.ts";
+
+// Start the default backend (DIFFUSERS_BACKEND, else auto) on import, so `tf` is usable at once;
+// `ready("cpu")` and friends still switch later.
+await ensureReadyOnImport();
 
 if (import.meta.main) {
   const { main } = await import("./lib/cli.ts");
