@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { tf } from "../lib/tf.ts";
 import { Generator } from "../lib/random.ts";
 import { ArgumentError } from "../lib/errors.ts";
-import { decodeImage, DiffusionImage, imagesFromTensor } from "../lib/image.ts";
+import { decodeImage, type DiffusionImage, imagesFromTensor } from "../lib/image.ts";
 import { toFloat32 } from "../lib/weights/safetensors.ts";
 import { DEFAULT_MODEL } from "../lib/generate.ts";
 import { DiffusionPipeline } from "../lib/pipelines/diffusion_pipeline.ts";
