@@ -13,7 +13,9 @@ import { ArgumentError, DiffusersError } from "../lib/errors.ts";
 import { toFloat32 } from "../lib/weights/safetensors.ts";
 import { ParallelModel } from "../lib/workers/parallel_model.ts";
 import type { ModelSpec } from "../lib/workers/protocol.ts";
+import { WorkerUNet2DCondition } from "../lib/workers/worker_unet.ts";
 import { UNet2DModel } from "../models/unet_2d.ts";
+import { UNet2DConditionModel } from "../models/unet_2d_condition.ts";
 import { assertClose, FIXTURES_DIR, readTensors } from "./_helpers.ts";
 
 await ready("wasm");
@@ -108,5 +110,27 @@ Deno.test("ParallelModel: guided UNet2DConditionModel step, two workers = one wo
     two.close();
     one.close();
     tf.dispose([latents, context, t]);
+  }
+});
+
+Deno.test("WorkerUNet2DCondition: the in-process UNet's prediction, from Workers", async () => {
+  const dir = `${FIXTURES_DIR}/pipelines/sd_tiny`;
+  const unet = await WorkerUNet2DCondition.fromPretrained(dir, { subfolder: "unet", workers: 2 });
+  const local = await UNet2DConditionModel.fromPretrained(dir, { subfolder: "unet" });
+  const latents = tf.randomNormal([2, 16, 16, 4], 0, 1, "float32", 3) as tf.Tensor4D;
+  const context = tf.randomNormal([2, 77, 32], 0, 1, "float32", 4) as tf.Tensor3D;
+  try {
+    assert.equal(unet.config.in_channels, 4);
+    assert.equal(unet.config.cross_attention_dim, 32);
+    for (const t of [981, 500.25]) {
+      const y = await unet.forward(latents, t, context);
+      const expected = local.forward(latents, t, context);
+      assertClose(await y.data(), await expected.data(), 1e-6, `t=${t}`);
+      tf.dispose([y, expected]);
+    }
+  } finally {
+    unet.dispose();
+    local.dispose();
+    tf.dispose([latents, context]);
   }
 });
