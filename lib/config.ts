@@ -157,7 +157,7 @@ function checkKey(
 }
 
 function describe(value: ConfigValue): string {
-  const text = stringifyConfigJson(value);
+  const text = stringifyConfigJson(value, 0);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 

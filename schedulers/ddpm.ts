@@ -45,6 +45,7 @@ import {
 import {
   alphasCumprod,
   betasFromConfig,
+  checkTrainTimesteps,
   linspaceF32,
   rescaleZeroTerminalSnr,
   spacedTimesteps,
@@ -229,6 +230,7 @@ export class DDPMScheduler extends SchedulerBase<DDPMSchedulerConfig> implements
     if (config.thresholding) {
       checkRange("dynamic_thresholding_ratio", config.dynamic_thresholding_ratio, 0, 1);
     }
+    checkTrainTimesteps(config.num_train_timesteps);
     let betas = config.trained_betas === null && config.beta_schedule === "sigmoid"
       ? sigmoidBetas(config.num_train_timesteps, config.beta_start, config.beta_end)
       : betasFromConfig(config);

@@ -98,6 +98,28 @@ export function betasForAlphaBar(numDiffusionTimesteps: number, maxBeta = 0.999)
   return betas;
 }
 
+/** Real models train on 1000 (at most a few thousand) steps; a hostile config must not make every table huge. */
+const MAX_TRAIN_TIMESTEPS = 1_000_000;
+
+/**
+ * Checks `num_train_timesteps`: a whole number from 1 to 1,000,000, else a
+ * {@link ConfigError} (every per-timestep table is this long).
+ *
+ * @example
+ * ```ts
+ * import { checkTrainTimesteps } from "./schedule.ts";
+ * checkTrainTimesteps(1000); // fine
+ * ```
+ */
+export function checkTrainTimesteps(n: number, file?: string): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_TRAIN_TIMESTEPS) {
+    throw new ConfigError(`must be a whole number from 1 to ${MAX_TRAIN_TIMESTEPS}, got ${n}`, {
+      file,
+      key: "num_train_timesteps",
+    });
+  }
+}
+
 /**
  * The float32 betas a config describes. An unknown `beta_schedule` or
  * `trained_betas` of the wrong length is a {@link ConfigError} naming the key.
@@ -112,12 +134,7 @@ export function betasForAlphaBar(numDiffusionTimesteps: number, maxBeta = 0.999)
  */
 export function betasFromConfig(config: BetaScheduleConfig, file?: string): Float32Array {
   const n = config.num_train_timesteps;
-  if (!Number.isInteger(n) || n < 1) {
-    throw new ConfigError(`must be a positive integer, got ${n}`, {
-      file,
-      key: "num_train_timesteps",
-    });
-  }
+  checkTrainTimesteps(n, file);
   if (config.trained_betas !== null) {
     if (config.trained_betas.length !== n) {
       throw new ConfigError(

@@ -15,6 +15,7 @@ import { decodeImage } from "../lib/image.ts";
 import { loadTokenizer } from "../lib/tokenizers/tokenizer.ts";
 import { parseTorchCheckpoint } from "../lib/weights/torch_bin.ts";
 import { UNet2DModel } from "../models/unet_2d.ts";
+import { schedulerFromConfig } from "../schedulers/registry.ts";
 import { type CraftTensor, f32, stateDictPickle, torchZip } from "./_craft_pickle.ts";
 import { assertThrowsTyped, FIXTURES_DIR } from "./_helpers.ts";
 
@@ -145,4 +146,18 @@ Deno.test("limits: config JSON nested deeper than 64 levels is a ConfigError, no
   }
   // Brackets inside strings do not count.
   assert.equal(parseConfigJson(`{"a": "${"[".repeat(100)}"}`).a, "[".repeat(100));
+});
+
+Deno.test("limits: num_train_timesteps is capped at 1,000,000 (every per-timestep table is that long)", async () => {
+  for (const name of ["DDPMScheduler", "DDIMScheduler", "EulerDiscreteScheduler"]) {
+    for (const beta_schedule of ["linear", "sigmoid"]) {
+      if (beta_schedule === "sigmoid" && name !== "DDPMScheduler") continue;
+      await assertThrowsTyped(
+        () => schedulerFromConfig({ _class_name: name, num_train_timesteps: 1e9, beta_schedule }),
+        ConfigError,
+        /num_train_timesteps: must be a whole number from 1 to 1000000, got 1000000000/,
+      );
+    }
+  }
+  schedulerFromConfig({ _class_name: "DDPMScheduler", num_train_timesteps: 4000 }).dispose();
 });

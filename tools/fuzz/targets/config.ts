@@ -2,7 +2,8 @@
  * Fuzz target: `config.json` and `scheduler_config.json`. Each input is
  * parsed with `parseConfigJson` and loaded with `loadConfig` against every
  * real spec (UNet2DModel and the ten schedulers), then written back as
- * `save_config` would. Seeds: every config of the fixtures and of the real
+ * `save_config` would; a scheduler config then builds its scheduler and
+ * sets 4 inference steps. Seeds: every config of the fixtures and of the real
  * Hub repos under `shared/configs`.
  *
  * @example
@@ -25,7 +26,7 @@ import {
 } from "../../../lib/config.ts";
 import { DiffusersError } from "../../../lib/errors.ts";
 import { UNet2DModel } from "../../../models/unet_2d.ts";
-import { SCHEDULERS } from "../../../schedulers/registry.ts";
+import { schedulerFromConfig, SCHEDULERS } from "../../../schedulers/registry.ts";
 import type { Rng } from "../rng.ts";
 import { findFiles, FIXTURES_DIR, pickTwo, readAll, SHARED_DIR } from "../seeds.ts";
 import { BASE_BUDGET, type FuzzTarget } from "../target.ts";
@@ -56,6 +57,12 @@ function run(input: Uint8Array): Promise<void> {
     }
   }
   if (firstTyped !== undefined) throw firstTyped;
+  // A scheduler config must also build its scheduler: tables sized by the config are made here.
+  if (typeof json._class_name === "string" && SCHEDULERS.has(json._class_name)) {
+    const scheduler = schedulerFromConfig(json);
+    scheduler.setTimesteps(4);
+    scheduler.dispose();
+  }
   return Promise.resolve();
 }
 
