@@ -76,6 +76,14 @@ function table(reports: readonly ParserReport[]): string {
   ).join("\n");
 }
 
+function byClass(reports: readonly ParserReport[]): string {
+  return reports.map((r) => {
+    const classes = Object.entries(r.typedByClass).sort((a, b) => b[1] - a[1])
+      .map(([name, n]) => `${name} ${n.toLocaleString("en-US")}`);
+    return `  ${r.parser}: ${classes.join(", ") || "none"}`;
+  }).join("\n");
+}
+
 function describeFailure(f: Failure, path: string | undefined): string {
   const where = f.caseName ?? `input ${f.index}`;
   return `FAIL ${f.parser} ${where}: ${f.kind}: ${f.detail}${path ? ` (saved ${path})` : ""}`;
@@ -146,7 +154,7 @@ export async function main(args: string[]): Promise<number> {
           } s`,
         ),
     });
-    console.log(`seed ${seed}\n${table(reports)}`);
+    console.log(`seed ${seed}\n${table(reports)}\ntyped errors by class:\n${byClass(reports)}`);
   }
   return reports.some((r) => r.failures.length > 0) ? 1 : 0;
 }
