@@ -20,6 +20,7 @@ import { NotFoundError } from "./errors.ts";
 import { type ConfigDict, parseConfigJson } from "./config.ts";
 import { type DownloadProgress, isRepoId, resolveModel } from "./hub.ts";
 import { normalizeRepoPath } from "./hub/paths.ts";
+import { isDirectory, readText } from "./files.ts";
 
 /** How to find a model: Hub options, used only when the argument is not a local folder. */
 export interface ModelSourceOptions {
@@ -108,14 +109,6 @@ export function selectPipelineFiles(
   return chosen;
 }
 
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Resolves a model argument to a local folder: an existing folder is used
  * as is; a Hub id (`owner/name`) is fetched into the Hugging Face cache
@@ -185,7 +178,7 @@ export async function fetchModelIndex(
     throw e;
   }
   const path = `${dir}/model_index.json`;
-  return parseConfigJson(await Deno.readTextFile(path), path);
+  return parseConfigJson(await readText(path), path);
 }
 
 /**

@@ -25,6 +25,7 @@ import { type ConfigDict, type ConfigSpec, loadConfig, parseConfigJson } from ".
 import { NotFoundError } from "../lib/errors.ts";
 import { type ModelSourceOptions, resolveComponentDir } from "../lib/model_source.ts";
 import { loadStateDict } from "../lib/weights/state_dict.ts";
+import { isNotFound, readText, weightFilesAt } from "../lib/files.ts";
 import type { Module, WeightReader } from "./layers/module.ts";
 
 /** Options of a model's `fromPretrained`: where the model is (Hub options) and which files. */
@@ -58,15 +59,15 @@ export async function loadPretrained<C extends ConfigDict, M extends Module>(
   const configFile = `${folder}/${spec.configName}`;
   let text: string;
   try {
-    text = await Deno.readTextFile(configFile);
+    text = await readText(configFile);
   } catch (cause) {
-    if (cause instanceof Deno.errors.NotFound) {
+    if (isNotFound(cause)) {
       throw new NotFoundError("config file not found", { file: configFile, cause });
     }
     throw cause;
   }
   const model = build(loadConfig(spec, parseConfigJson(text, configFile), {}, configFile));
-  const weights = await loadStateDict(folder, { variant: options.variant });
+  const weights = await loadStateDict(weightFilesAt(folder), { variant: options.variant });
   try {
     const reader: WeightReader = {
       entries: new Map([...weights.entries].filter(([key]) => !skip(key))),

@@ -51,6 +51,7 @@ import {
   type UpBlock,
 } from "./unet_2d_blocks.ts";
 import { loadStateDict } from "../lib/weights/state_dict.ts";
+import { isNotFound, readText, weightFilesAt } from "../lib/files.ts";
 import { type ModelSourceOptions, resolveComponentDir } from "../lib/model_source.ts";
 
 /** `config.json` of a `UNet2DModel`, keys exactly as diffusers writes them. */
@@ -372,9 +373,9 @@ export class UNet2DModel extends Module {
     const configFile = `${folder}/${UNet2DModel.spec.configName}`;
     let text: string;
     try {
-      text = await Deno.readTextFile(configFile);
+      text = await readText(configFile);
     } catch (cause) {
-      if (cause instanceof Deno.errors.NotFound) {
+      if (isNotFound(cause)) {
         throw new NotFoundError("config file not found", { file: configFile, cause });
       }
       throw cause;
@@ -386,7 +387,7 @@ export class UNet2DModel extends Module {
       configFile,
     );
     const model = new UNet2DModel(config);
-    const weights = await loadStateDict(folder, { variant: options.variant });
+    const weights = await loadStateDict(weightFilesAt(folder), { variant: options.variant });
     try {
       await model.loadStateDict(weights, { file: weights.files.join(", ") });
     } finally {

@@ -47,6 +47,7 @@ import {
   UNET_2D_CONDITION_SPEC,
 } from "./unet_2d_condition_config.ts";
 import { loadStateDict } from "../lib/weights/state_dict.ts";
+import { isNotFound, readText, weightFilesAt } from "../lib/files.ts";
 import { type ModelSourceOptions, resolveComponentDir } from "../lib/model_source.ts";
 
 export type { UNet2DConditionModelConfig } from "./unet_2d_condition_config.ts";
@@ -227,9 +228,9 @@ export class UNet2DConditionModel extends Module {
     const configFile = `${folder}/${UNET_2D_CONDITION_SPEC.configName}`;
     let text: string;
     try {
-      text = await Deno.readTextFile(configFile);
+      text = await readText(configFile);
     } catch (cause) {
-      if (cause instanceof Deno.errors.NotFound) {
+      if (isNotFound(cause)) {
         throw new NotFoundError("config file not found", { file: configFile, cause });
       }
       throw cause;
@@ -238,7 +239,7 @@ export class UNet2DConditionModel extends Module {
     const model = new UNet2DConditionModel(
       loadConfig(UNET_2D_CONDITION_SPEC, json, {}, configFile),
     );
-    const weights = await loadStateDict(folder, { variant: options.variant });
+    const weights = await loadStateDict(weightFilesAt(folder), { variant: options.variant });
     try {
       await model.loadStateDict(weights, { file: weights.files.join(", ") });
     } finally {

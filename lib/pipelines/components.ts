@@ -15,6 +15,7 @@
 import { parseConfigJson } from "../config.ts";
 import { NotFoundError, UnknownNameError } from "../errors.ts";
 import { resolveInside } from "../weights/weight_files.ts";
+import { isNotFound, isUrl, readText, tokenizerSourceAt } from "../files.ts";
 import { schedulerClass, SCHEDULERS } from "../../schedulers/registry.ts";
 import { UNet2DModel } from "../../models/unet_2d.ts";
 import { CLIPTextModel } from "../../models/clip_text.ts";
@@ -76,19 +77,20 @@ const MODEL_LOADERS: Record<string, Loader> = {
     const model = await LDMBertModel.fromPretrained(dir, options);
     return promptEncoder(model, (ids) => model.forward(ids));
   },
-  BertTokenizer: (dir) => loadTokenizer(dir, "BertTokenizer"),
-  BertTokenizerFast: (dir) => loadTokenizer(dir, "BertTokenizerFast"),
-  CLIPTokenizer: (dir) => loadTokenizer(dir, "CLIPTokenizer"),
-  CLIPTokenizerFast: (dir) => loadTokenizer(dir, "CLIPTokenizerFast"),
+  BertTokenizer: (dir) => loadTokenizer(tokenizerSourceAt(dir), "BertTokenizer"),
+  BertTokenizerFast: (dir) => loadTokenizer(tokenizerSourceAt(dir), "BertTokenizerFast"),
+  CLIPTokenizer: (dir) => loadTokenizer(tokenizerSourceAt(dir), "CLIPTokenizer"),
+  CLIPTokenizerFast: (dir) => loadTokenizer(tokenizerSourceAt(dir), "CLIPTokenizerFast"),
 };
 
 async function loadScheduler(dir: string, className: string): Promise<unknown> {
   const path = `${dir}/scheduler_config.json`;
   let text: string;
   try {
-    text = await Deno.readTextFile(await resolveInside(path, dir));
+    // A URL folder has no symlinks to escape through.
+    text = await readText(isUrl(dir) ? path : await resolveInside(path, dir));
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (isNotFound(e)) {
       throw new NotFoundError("scheduler config is missing", { file: path });
     }
     throw e;
@@ -115,7 +117,7 @@ export async function loadComponent(
 ): Promise<unknown> {
   const dir = subfolder ? `${root}/${subfolder}` : root;
   // A component folder that is a symlink out of the model folder is refused before it is read.
-  if (subfolder) await resolveInside(dir, root).catch(ignoreMissing);
+  if (subfolder && !isUrl(root)) await resolveInside(dir, root).catch(ignoreMissing);
   if (SCHEDULERS.has(className)) return loadScheduler(dir, className);
   const loader = MODEL_LOADERS[className];
   if (!loader) {
@@ -130,5 +132,5 @@ export async function loadComponent(
 
 /** A missing folder is reported by the loader, with the file it looked for. */
 function ignoreMissing(e: unknown): void {
-  if (!(e instanceof Deno.errors.NotFound)) throw e;
+  if (!isNotFound(e)) throw e;
 }

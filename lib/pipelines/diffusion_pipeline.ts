@@ -21,6 +21,7 @@ import { ConfigError, NotFoundError, PathEscapeError } from "../errors.ts";
 import { type BackendChoice, ensureReady } from "../backend.ts";
 import { fetchModelIndex, type ModelSourceOptions, resolveModelDir } from "../model_source.ts";
 import { loadComponent } from "./components.ts";
+import { isNotFound, readText } from "../files.ts";
 import { type Pipeline, pipelineClass } from "./pipeline.ts";
 import "./ddpm.ts";
 import "./ddim.ts";
@@ -104,9 +105,9 @@ export function parseModelIndex(json: ConfigDict, file = "model_index.json"): Mo
 async function readJsonIfExists(path: string): Promise<ConfigDict | undefined> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readText(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
   return parseConfigJson(text, path);
