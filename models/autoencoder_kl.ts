@@ -8,12 +8,13 @@
  * a diffusion model are `sample · scaling_factor`; decode takes unscaled
  * latents, as diffusers' does.
  *
- * Large images: every stage whose largest tensor would exceed
- * {@link AutoencoderKL.maxTensorBytes} (default 64 MiB) runs on row strips
- * with halos and whole-map GroupNorm statistics, so the SD VAE decodes a
- * 64×64 latent to 512×512 with no tensor near WebGPU's 128 MiB limit and the
- * same result as the one-tensor pass (diffusers' `enable_tiling` instead
- * blends independent tiles and changes the image).
+ * Large images: every step whose largest tensor would exceed
+ * {@link AutoencoderKL.maxTensorBytes} runs on row strips with halos and
+ * whole-map GroupNorm statistics, so the SD VAE decodes a 64×64 latent to
+ * 512×512 with no tensor near lavapipe's 128 MiB WebGPU limit and the same
+ * result as the one-tensor pass (diffusers' `enable_tiling` instead blends
+ * independent tiles and changes the image). The default budget is half the
+ * WebGPU device's binding limit on webgpu (up to 1 GiB), else 64 MiB.
  *
  * @example
  * ```ts
@@ -37,7 +38,7 @@ import { type ConfigDict, type ConfigSpec, defineConfig, loadConfig } from "../l
 import type { Generator } from "../lib/random.ts";
 import { Module } from "./layers/module.ts";
 import { Conv2d } from "./layers/conv2d.ts";
-import { DEFAULT_MAX_TENSOR_BYTES } from "./row_strips.ts";
+import { defaultMaxTensorBytes } from "./row_strips.ts";
 import { Decoder, Encoder } from "./vae.ts";
 import { DiagonalGaussianDistribution } from "./diagonal_gaussian.ts";
 import { checkImage, checkLatents, coderOptions, type VaeOptions } from "./vae_config.ts";
@@ -156,10 +157,11 @@ export class AutoencoderKL extends Module {
   /** 1×1 conv on the latents before decoding, or null (`use_post_quant_conv` false). */
   readonly post_quant_conv: Conv2d | null;
   /**
-   * Largest tensor (bytes) a stage may create before it runs on row strips;
-   * a per-call `maxTensorBytes` option overrides it. Infinity never splits.
+   * Largest tensor (bytes) a step may create before it runs on row strips;
+   * null (the default) picks it per backend (`defaultMaxTensorBytes`), a
+   * per-call `maxTensorBytes` option overrides it, Infinity never splits.
    */
-  maxTensorBytes: number = DEFAULT_MAX_TENSOR_BYTES;
+  maxTensorBytes: number | null = null;
 
   /** Builds the architecture with no weights; use {@link AutoencoderKL.fromConfig} or {@link AutoencoderKL.fromPretrained}. */
   constructor(config: Readonly<AutoencoderKLConfig>) {
@@ -212,6 +214,11 @@ export class AutoencoderKL extends Module {
     return loadPretrained(idOrDir, options, AutoencoderKL.spec, (c) => new AutoencoderKL(c));
   }
 
+  /** The byte budget of one call. */
+  #budget(options: VaeOptions): number {
+    return options.maxTensorBytes ?? this.maxTensorBytes ?? defaultMaxTensorBytes();
+  }
+
   /**
    * Encodes NHWC images [B, H, W, in_channels] (in [-1, 1]) to the latent
    * posterior [B, H/f, W/f, latent_channels] (f = 2^(levels-1)). The caller
@@ -226,7 +233,7 @@ export class AutoencoderKL extends Module {
   encode(image: tf.Tensor4D, options: VaeOptions = {}): DiagonalGaussianDistribution {
     checkImage("AutoencoderKL.encode", image, this.config.in_channels);
     const moments = tf.tidy(() => {
-      const h = this.encoder.forward(image, options.maxTensorBytes ?? this.maxTensorBytes);
+      const h = this.encoder.forward(image, this.#budget(options));
       return this.quant_conv ? this.quant_conv.forward(h) : h;
     });
     try {
@@ -251,7 +258,7 @@ export class AutoencoderKL extends Module {
     checkLatents("AutoencoderKL.decode", latents, this.config.latent_channels);
     return tf.tidy(() => {
       const z = this.post_quant_conv ? this.post_quant_conv.forward(latents) : latents;
-      return this.decoder.forward(z, options.maxTensorBytes ?? this.maxTensorBytes);
+      return this.decoder.forward(z, this.#budget(options));
     });
   }
 

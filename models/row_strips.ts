@@ -16,9 +16,9 @@
  * takes single halo rows from its neighbours: on WASM `tf.slice` copies its
  * whole source tensor out of the heap (about 200 ms for 64 MiB), so strips
  * are never sliced; halo rows come from `tf.gather`, whose cost is that of
- * its output. strip_steps.ts picks the split and when to use strips. Each strip
- * goes through the conv layer's own `forward` (Winograd on WASM where it
- * applies); what the halo rows add is computed separately and added back.
+ * its output. strip_steps.ts picks the split and when to use strips. On
+ * WASM each strip goes through the conv layer's own `forward` (Winograd
+ * where it applies) and what the halo rows add is computed separately.
  *
  * Ownership: every function returns fresh tensors and never disposes or
  * returns its inputs; callers free strips with {@link disposeStrips}.
@@ -27,11 +27,11 @@
  * ```ts
  * import { tf } from "../lib/tf.ts";
  * import { Conv2d } from "./layers/conv2d.ts";
- * import { concatStrips, convStrips, disposeStrips, SAME_ROWS, splitRows } from "./row_strips.ts";
+ * import { concatStrips, convStrips, disposeStrips, SAME_3X3, splitRows } from "./row_strips.ts";
  * const conv = new Conv2d(8, 8, 3, { padding: 1 }).initialize(0);
  * const x = tf.randomNormal([1, 32, 32, 8]) as tf.Tensor4D;
  * const parts = splitRows(x, 8); // 4 strips of 8 rows
- * const strips = convStrips(conv, parts, SAME_ROWS);
+ * const strips = convStrips(conv, parts, SAME_3X3);
  * const y = concatStrips(strips); // equals conv.forward(x)
  * disposeStrips([...parts, ...strips]);
  * ```
@@ -48,8 +48,34 @@ import type { Activation } from "./layers/activations.ts";
 /** An NHWC feature map as strips of consecutive rows, top to bottom (same B, W, C). */
 export type RowStrips = readonly tf.Tensor4D[];
 
-/** Default budget: no tensor above 64 MiB (half of WebGPU's 128 MiB binding limit). */
+/** Budget off WebGPU, and on a WebGPU device that binds 128 MiB (lavapipe): 64 MiB. */
 export const DEFAULT_MAX_TENSOR_BYTES: number = 64 * 1024 * 1024;
+
+/** Largest budget ever chosen automatically (1 GiB). */
+const MAX_AUTO_BYTES = 2 ** 30;
+
+/**
+ * The budget to use when none is given: on the webgpu backend, half of the
+ * device's largest storage-buffer binding (up to 1 GiB), since WebGPU
+ * silently computes wrong results on larger buffers and one big tensor is
+ * fastest where the device allows it; elsewhere {@link DEFAULT_MAX_TENSOR_BYTES}
+ * (which also keeps the WASM heap's peak low).
+ *
+ * @example
+ * ```ts
+ * import { defaultMaxTensorBytes } from "./row_strips.ts";
+ * defaultMaxTensorBytes(); // 67108864 on wasm or lavapipe
+ * ```
+ */
+export function defaultMaxTensorBytes(): number {
+  if (tf.getBackend() !== "webgpu") return DEFAULT_MAX_TENSOR_BYTES;
+  const device = (tf.backend() as unknown as {
+    device?: { limits: { maxStorageBufferBindingSize: number; maxBufferSize: number } };
+  }).device;
+  if (!device) return DEFAULT_MAX_TENSOR_BYTES;
+  const { maxStorageBufferBindingSize, maxBufferSize } = device.limits;
+  return Math.min(MAX_AUTO_BYTES, Math.min(maxStorageBufferBindingSize, maxBufferSize) / 2);
+}
 
 /**
  * The `[B, H, W, C]` shape of the whole map.
@@ -136,7 +162,7 @@ function gatherRows(x: RowStrips, start: number, end: number): tf.Tensor4D {
     const lo = Math.max(start, offset);
     const hi = Math.min(end, offset + h);
     if (lo < hi) {
-      const rows = tf.range(lo - offset, hi - offset, 1, "int32");
+      const rows = Array.from({ length: hi - lo }, (_, i) => lo - offset + i);
       pieces.push(tf.gather(strip, rows, 1) as tf.Tensor4D);
     }
     offset += h;
@@ -145,24 +171,25 @@ function gatherRows(x: RowStrips, start: number, end: number): tf.Tensor4D {
 }
 
 /**
- * How a conv with a 3-row kernel reads rows: its stride and its zero
- * padding above and below (0 or 1 each). The conv's own `forward` applies
- * the same padding; {@link convStrips} needs to know it.
+ * A conv's stride and zero padding `[top, bottom, left, right]`, as given
+ * to its constructor: {@link convStrips} needs them, and {@link Conv2d}
+ * keeps them private.
  */
-export interface ConvRows {
-  /** Vertical stride. */
+export interface ConvGeometry {
+  /** Stride in both directions. */
   readonly stride: number;
-  /** Zero rows above the map. */
-  readonly padTop: number;
-  /** Zero rows below the map. */
-  readonly padBottom: number;
+  /** Zero padding `[top, bottom, left, right]` (at most one row above and below). */
+  readonly padding: readonly [number, number, number, number];
 }
 
-/** A 3×3 conv with stride 1 and padding 1 (and any 1×1 conv, which reads no halo). */
-export const SAME_ROWS: ConvRows = { stride: 1, padTop: 1, padBottom: 1 };
+/** A 3×3 conv with stride 1 and padding 1. */
+export const SAME_3X3: ConvGeometry = { stride: 1, padding: [1, 1, 1, 1] };
+
+/** A 1×1 conv (reads no halo rows). */
+export const POINTWISE: ConvGeometry = { stride: 1, padding: [0, 0, 0, 0] };
 
 /** diffusers' VAE downsampler: 3×3, stride 2, padding (0, 1, 0, 1). */
-export const DOWNSAMPLE_ROWS: ConvRows = { stride: 2, padTop: 0, padBottom: 1 };
+export const DOWNSAMPLE_3X3: ConvGeometry = { stride: 2, padding: [0, 1, 0, 1] };
 
 /**
  * What the output row a halo row feeds gets from it: `conv` (with its
@@ -184,28 +211,33 @@ function haloContribution(
 }
 
 /**
- * `conv.forward` on a strip map, exactly: each strip goes through
- * `conv.forward` on its own (so the conv's fast paths apply), with zero
- * padding at its borders; the halo rows the conv would have read from the
- * neighbouring strips are then added back into the border output rows (see
- * `haloContribution`). `rows` describes the conv (3-row kernel, or 1×1 with
- * {@link SAME_ROWS}' stride 1 and no halo needed); for a stride-2 conv every
- * strip but the last must have an even number of rows.
+ * `conv.forward` on a strip map, exactly, with one output strip per input
+ * strip; `geometry` must be the conv's (3-row kernels read at most one
+ * halo row above and below). For a stride-2 conv every strip but the last
+ * must have an even number of rows.
+ *
+ * On WASM each strip goes through `conv.forward` alone, zero-padded (so the
+ * layer's Winograd path and weight-packing policy apply), and what the halo
+ * rows would have added to the border output rows is computed separately
+ * and added back (see `haloContribution`). Elsewhere each strip is
+ * convolved with its halo rows attached: fewer kernels, which is what
+ * counts on WebGPU.
  *
  * @example
  * ```ts
  * import { tf } from "../lib/tf.ts";
  * import { Conv2d } from "./layers/conv2d.ts";
- * import { convStrips, DOWNSAMPLE_ROWS, splitRows } from "./row_strips.ts";
+ * import { convStrips, DOWNSAMPLE_3X3, splitRows } from "./row_strips.ts";
  * const down = new Conv2d(4, 4, 3, { stride: 2, padding: [0, 1, 0, 1] }).initialize(0);
- * const y = convStrips(down, splitRows(tf.zeros([1, 16, 16, 4]) as tf.Tensor4D, 4), DOWNSAMPLE_ROWS);
+ * const y = convStrips(down, splitRows(tf.zeros([1, 16, 16, 4]) as tf.Tensor4D, 4), DOWNSAMPLE_3X3);
  * // 4 strips of 2 rows
  * ```
  */
-export function convStrips(conv: Conv2d, x: RowStrips, rows: ConvRows): tf.Tensor4D[] {
+export function convStrips(conv: Conv2d, x: RowStrips, geometry: ConvGeometry): tf.Tensor4D[] {
   const k = conv.weight.torchShape[2]!;
-  const { stride: s, padTop, padBottom } = k === 1 ? { ...rows, padTop: 0, padBottom: 0 } : rows;
+  const { stride: s, padding: [padTop, padBottom, left, right] } = geometry;
   const h = stripsShape(x)[1];
+  const probe = tf.getBackend() === "wasm";
   const out: tf.Tensor4D[] = [];
   let start = 0;
   x.forEach((strip, j) => {
@@ -216,21 +248,36 @@ export function convStrips(conv: Conv2d, x: RowStrips, rows: ConvRows): tf.Tenso
     }
     // A last strip too short to produce a row only feeds its neighbour's halo.
     const outRows = Math.floor((rowsIn + padTop + padBottom - k) / s) + 1;
+    const above = padTop > 0 && start > 0;
+    const below = padBottom > 0 && end < h;
     if (outRows > 0) {
       out.push(tf.tidy(() => {
-        const fixes: tf.Tensor4D[] = [];
+        if (!probe) {
+          const input = [
+            ...(above ? [gatherRows(x, start - padTop, start)] : []),
+            strip,
+            ...(below ? [gatherRows(x, end, end + padBottom)] : []),
+          ];
+          return tf.fused.conv2d({
+            x: input.length === 1 ? strip : tf.concat(input, 1),
+            filter: conv.weight.value as tf.Tensor4D,
+            bias: conv.bias?.value,
+            strides: s,
+            pad: [[0, 0], [above ? 0 : padTop, below ? 0 : padBottom], [left, right], [0, 0]],
+          });
+        }
+        let y = conv.forward(strip);
         // The probe's output row padTop/s reads its first probe row at kernel row 0 and its
         // last at kernel row 2, as the strip's first and last output rows read the halo rows.
-        if (padTop > 0 && start > 0) {
+        if (above) {
           const c = haloContribution(conv, gatherRows(x, start - 1, start), 0, padTop / s);
-          fixes.push(tf.pad(c, [[0, 0], [0, outRows - 1], [0, 0], [0, 0]]));
+          y = tf.add(y, tf.pad(c, [[0, 0], [0, outRows - 1], [0, 0], [0, 0]]));
         }
-        if (padBottom > 0 && end < h) {
+        if (below) {
           const c = haloContribution(conv, gatherRows(x, end, end + 1), 2, padTop / s);
-          fixes.push(tf.pad(c, [[0, 0], [outRows - 1, 0], [0, 0], [0, 0]]));
+          y = tf.add(y, tf.pad(c, [[0, 0], [outRows - 1, 0], [0, 0], [0, 0]]));
         }
-        const main = conv.forward(strip);
-        return fixes.length === 0 ? main : tf.addN([main, ...fixes]) as tf.Tensor4D;
+        return y;
       }));
     }
     start = end;
@@ -248,7 +295,8 @@ function channelMean(x: RowStrips, f: (strip: tf.Tensor4D) => tf.Tensor4D): tf.T
       const flat = tf.reshape(f(strip), [b, n, 1, c]) as tf.Tensor4D;
       return tf.mul(tf.avgPool(flat, [n, 1], [n, 1], "valid"), strip.shape[1] / h);
     });
-    return means.length === 1 ? means[0]! : tf.addN(means);
+    // Pairwise adds: tfjs-webgpu 4.22's AddN sums only its first 4 inputs.
+    return means.reduce((sum, m) => tf.add(sum, m));
   });
 }
 

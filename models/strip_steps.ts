@@ -13,12 +13,13 @@
  * import { tf } from "../lib/tf.ts";
  * import { runSteps, type StripStep } from "./strip_steps.ts";
  * import { upsampleStrips } from "./row_strips.ts";
+ * // Nearest 2× of a [1, 8, 8, 3] map: output rows of 16 px × 3 channels.
  * const up: StripStep = {
- *   rowBytes: 4 * 2 * 8 * 3, scale: 2, outScale: 2, multiple: 1,
+ *   rowBytes: 16 * 3 * 4, scale: 2, outScale: 2, multiple: 1,
  *   plain: (x) => tf.image.resizeNearestNeighbor(x, [2 * x.shape[1], 2 * x.shape[2]]),
  *   strips: (s) => upsampleStrips(s),
  * };
- * const y = runSteps(tf.zeros([1, 4, 4, 3]) as tf.Tensor4D, [up, up], 1024); // [1, 16, 16, 3], in strips
+ * const y = runSteps(tf.zeros([1, 8, 8, 3]) as tf.Tensor4D, [up], 2048); // [1, 16, 16, 3], from 2 strips
  * ```
  *
  * @module

@@ -37,11 +37,11 @@ import { GroupNorm } from "./layers/group_norm.ts";
 import { silu } from "./layers/activations.ts";
 import {
   convStrips,
-  DEFAULT_MAX_TENSOR_BYTES,
+  defaultMaxTensorBytes,
   disposeStrips,
   float32Bytes,
   groupNormStrips,
-  SAME_ROWS,
+  SAME_3X3,
 } from "./row_strips.ts";
 import { runSteps, type StripStep } from "./strip_steps.ts";
 import {
@@ -163,7 +163,7 @@ export class Encoder extends Module {
    * Steps whose largest tensor exceeds `maxTensorBytes` run on row strips.
    * Runs in one `tf.tidy`; reads nothing back to the host.
    */
-  forward(x: tf.Tensor4D, maxTensorBytes: number = DEFAULT_MAX_TENSOR_BYTES): tf.Tensor4D {
+  forward(x: tf.Tensor4D, maxTensorBytes: number = defaultMaxTensorBytes()): tf.Tensor4D {
     return tf.tidy(() => {
       const h = runSteps(x, this.#steps(x.shape[0], x.shape[2]), maxTensorBytes);
       const mid = this.mid_block.forward(h);
@@ -179,7 +179,7 @@ export class Encoder extends Module {
       outScale: 1,
       multiple: 1,
       plain: (x) => this.conv_in.forward(x),
-      strips: (x) => convStrips(this.conv_in, x, SAME_ROWS),
+      strips: (x) => convStrips(this.conv_in, x, SAME_3X3),
     };
     return [
       convIn,
@@ -247,7 +247,7 @@ export class Decoder extends Module {
    * exactly; only the returned image is one tensor whatever its size. Runs
    * in one `tf.tidy`; reads nothing back to the host.
    */
-  forward(z: tf.Tensor4D, maxTensorBytes: number = DEFAULT_MAX_TENSOR_BYTES): tf.Tensor4D {
+  forward(z: tf.Tensor4D, maxTensorBytes: number = defaultMaxTensorBytes()): tf.Tensor4D {
     return tf.tidy(() => {
       const h = this.mid_block.forward(this.conv_in.forward(z));
       return runSteps(h, this.#steps(h.shape[0], h.shape[2]), maxTensorBytes);
@@ -266,7 +266,7 @@ export class Decoder extends Module {
       plain: (x) => this.conv_out.forward(this.conv_norm_out.forward(x, true)),
       strips: (x) => {
         const normed = groupNormStrips(this.conv_norm_out, x, silu);
-        const out = convStrips(this.conv_out, normed, SAME_ROWS);
+        const out = convStrips(this.conv_out, normed, SAME_3X3);
         disposeStrips(normed);
         return out;
       },

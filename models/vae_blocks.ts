@@ -35,11 +35,12 @@ import {
   addStrips,
   convStrips,
   disposeStrips,
-  DOWNSAMPLE_ROWS,
+  DOWNSAMPLE_3X3,
   float32Bytes,
   groupNormStrips,
+  POINTWISE,
   type RowStrips,
-  SAME_ROWS,
+  SAME_3X3,
   upsampleStrips,
 } from "./row_strips.ts";
 import type { StripStep } from "./strip_steps.ts";
@@ -100,11 +101,11 @@ function resnetStrips(r: ResnetBlock2D, act: Activation, x: RowStrips): tf.Tenso
     return out;
   };
   let h = groupNormStrips(r.norm1, x, act);
-  h = step(h, (s) => convStrips(r.conv1, s, SAME_ROWS));
+  h = step(h, (s) => convStrips(r.conv1, s, SAME_3X3));
   h = step(h, (s) => groupNormStrips(r.norm2, s, act));
-  h = step(h, (s) => convStrips(r.conv2, s, SAME_ROWS));
+  h = step(h, (s) => convStrips(r.conv2, s, SAME_3X3));
   if (!r.conv_shortcut) return step(h, (s) => addStrips(x, s));
-  const shortcut = convStrips(r.conv_shortcut, x, SAME_ROWS);
+  const shortcut = convStrips(r.conv_shortcut, x, POINTWISE);
   const out = addStrips(shortcut, h);
   disposeStrips(shortcut);
   disposeStrips(h);
@@ -195,7 +196,7 @@ export class DownEncoderBlock2D extends Module {
       outScale: 0.5,
       multiple: 2,
       plain: (x) => down.forward(x),
-      strips: (x) => convStrips(down, x, DOWNSAMPLE_ROWS),
+      strips: (x) => convStrips(down, x, DOWNSAMPLE_3X3),
     }];
   }
 }
@@ -254,7 +255,7 @@ export class UpDecoderBlock2D extends Module {
       plain: (x) => up.forward(x),
       strips: (x) => {
         const doubled = upsampleStrips(x);
-        const out = convStrips(up.conv!, doubled, SAME_ROWS);
+        const out = convStrips(up.conv!, doubled, SAME_3X3);
         disposeStrips(doubled);
         return out;
       },

@@ -24,7 +24,7 @@
 import { tf } from "../lib/tf.ts";
 import { ArgumentError } from "../lib/errors.ts";
 import { Module, Parameter } from "./layers/module.ts";
-import { DEFAULT_MAX_TENSOR_BYTES, float32Bytes } from "./row_strips.ts";
+import { defaultMaxTensorBytes, float32Bytes } from "./row_strips.ts";
 
 /**
  * The codebook table (an `nn.Embedding`); key `weight` [n, dim],
@@ -85,7 +85,7 @@ export class VectorQuantizer extends Module {
    * Quantises NHWC latents `h` [B, H, W, dim]; no distance block exceeds
    * `maxTensorBytes`. Reads nothing back to the host.
    */
-  forward(h: tf.Tensor4D, maxTensorBytes: number = DEFAULT_MAX_TENSOR_BYTES): QuantizeOutput {
+  forward(h: tf.Tensor4D, maxTensorBytes: number = defaultMaxTensorBytes()): QuantizeOutput {
     if (h.rank !== 4 || h.shape[3] !== this.#dim) {
       throw new ArgumentError(
         `VectorQuantizer: latents must be NHWC [B, H, W, ${this.#dim}], got [${h.shape}]`,

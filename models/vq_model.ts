@@ -27,7 +27,7 @@ import { type ConfigDict, type ConfigSpec, defineConfig, loadConfig } from "../l
 import { ConfigError } from "../lib/errors.ts";
 import { Module } from "./layers/module.ts";
 import { Conv2d } from "./layers/conv2d.ts";
-import { DEFAULT_MAX_TENSOR_BYTES } from "./row_strips.ts";
+import { defaultMaxTensorBytes } from "./row_strips.ts";
 import { Decoder, Encoder } from "./vae.ts";
 import { VectorQuantizer } from "./vector_quantizer.ts";
 import { checkImage, checkLatents, coderOptions, type VaeOptions } from "./vae_config.ts";
@@ -147,11 +147,12 @@ export class VQModel extends Module {
   /** Latent → image. */
   readonly decoder: Decoder;
   /**
-   * Largest tensor (bytes) a stage may create before it runs on row strips
-   * (and the most the codebook distances take at once); a per-call
+   * Largest tensor (bytes) a step may create before it runs on row strips
+   * (and the most the codebook distances take at once); null (the default)
+   * picks it per backend (`defaultMaxTensorBytes`), a per-call
    * `maxTensorBytes` option overrides it.
    */
-  maxTensorBytes: number = DEFAULT_MAX_TENSOR_BYTES;
+  maxTensorBytes: number | null = null;
 
   /** Builds the architecture with no weights; use {@link VQModel.fromConfig} or {@link VQModel.fromPretrained}. */
   constructor(config: Readonly<VQModelConfig>) {
@@ -208,6 +209,11 @@ export class VQModel extends Module {
     return loadPretrained(idOrDir, options, VQModel.spec, (c) => new VQModel(c));
   }
 
+  /** The byte budget of one call. */
+  #budget(options: VaeOptions): number {
+    return options.maxTensorBytes ?? this.maxTensorBytes ?? defaultMaxTensorBytes();
+  }
+
   /**
    * NHWC images [B, H, W, in_channels] → h [B, H/f, W/f, vq_embed_dim], the
    * quant_conv output before quantisation (diffusers' `encode(x).latents`).
@@ -221,7 +227,7 @@ export class VQModel extends Module {
     checkImage("VQModel.encode", image, this.config.in_channels);
     return tf.tidy(() =>
       this.quant_conv.forward(
-        this.encoder.forward(image, options.maxTensorBytes ?? this.maxTensorBytes),
+        this.encoder.forward(image, this.#budget(options)),
       )
     );
   }
@@ -238,7 +244,7 @@ export class VQModel extends Module {
    */
   decode(h: tf.Tensor4D, options: VQDecodeOptions = {}): tf.Tensor4D {
     checkLatents("VQModel.decode", h, this.quantize.embedding.weight.torchShape[1]!);
-    const maxBytes = options.maxTensorBytes ?? this.maxTensorBytes;
+    const maxBytes = this.#budget(options);
     return tf.tidy(() => {
       const quant = options.forceNotQuantize ? h : this.quantize.forward(h, maxBytes).quant;
       return this.decoder.forward(this.post_quant_conv.forward(quant), maxBytes);

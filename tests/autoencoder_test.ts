@@ -19,10 +19,12 @@ import {
   addStrips,
   concatStrips,
   convStrips,
+  defaultMaxTensorBytes,
   disposeStrips,
-  DOWNSAMPLE_ROWS,
+  DOWNSAMPLE_3X3,
   groupNormStrips,
-  SAME_ROWS,
+  POINTWISE,
+  SAME_3X3,
   splitRows,
   upsampleStrips,
 } from "../models/row_strips.ts";
@@ -257,7 +259,9 @@ Deno.test("AutoencoderKL: row-strip decode and encode equal the one-tensor pass 
   assert.ok(encoded.bytes <= budget, `encode: largest tensor ${encoded.bytes} bytes`);
   assertClose(encoded.out.dataSync(), one.mean.dataSync(), TOL, "encode in strips");
 
-  // The model-level default applies when no option is given.
+  assert.equal(defaultMaxTensorBytes(), 64 * 2 ** 20, "the default budget off WebGPU");
+  assert.equal(vae.maxTensorBytes, null);
+  // The model-level budget applies when no option is given.
   vae.maxTensorBytes = budget;
   const byDefault = vae.decode(z);
   assertClose(byDefault.dataSync(), plain.dataSync(), TOL, "maxTensorBytes property");
@@ -266,39 +270,51 @@ Deno.test("AutoencoderKL: row-strip decode and encode equal the one-tensor pass 
   vae.dispose();
 });
 
-Deno.test("row strips: convs (stride 1 and 2, odd heights, 1-row strips), GroupNorm and upsampling equal the one-tensor ops", () => {
+/** The row-strip ops against the one-tensor ops, on the backend that is active. */
+function checkRowStrips(): void {
   const x = randnTensor([2, 13, 5, 8], {
     generator: new Generator().manualSeed(11),
   }) as tf.Tensor4D;
   const parts = tf.split(x, [4, 2, 6, 1], 1) as tf.Tensor4D[];
   const same = new Conv2d(8, 6, 3, { padding: 1 }).initialize(1);
   const down = new Conv2d(8, 6, 3, { stride: 2, padding: [0, 1, 0, 1] }).initialize(2);
+  const point = new Conv2d(8, 6, 1).initialize(4);
   const norm = new GroupNorm(4, 8, 1e-6).initialize(3);
   norm.bias.assign(tf.fill([8], 0.25));
+  const backend = tf.getBackend();
   const check = (strips: tf.Tensor4D[], expected: tf.Tensor, label: string) => {
     const y = concatStrips(strips);
     assert.deepEqual(y.shape, expected.shape, label);
-    assertClose(y.dataSync(), expected.dataSync(), 1e-5, label);
+    assertClose(y.dataSync(), expected.dataSync(), 1e-5, `${backend}: ${label}`);
     tf.dispose([y, expected]);
     disposeStrips(strips);
   };
-  check(convStrips(same, parts, SAME_ROWS), same.forward(x), "3x3 conv");
-  check(convStrips(down, parts, DOWNSAMPLE_ROWS), down.forward(x), "stride-2 conv");
-  check(convStrips(down, splitRows(x, 4), DOWNSAMPLE_ROWS), down.forward(x), "stride-2, splitRows");
-  const point = new Conv2d(8, 6, 1).initialize(4);
-  check(convStrips(point, parts, SAME_ROWS), point.forward(x), "1x1 conv");
+  check(convStrips(same, parts, SAME_3X3), same.forward(x), "3x3 conv");
+  check(convStrips(down, parts, DOWNSAMPLE_3X3), down.forward(x), "stride-2 conv");
+  check(convStrips(down, splitRows(x, 4), DOWNSAMPLE_3X3), down.forward(x), "stride-2, splitRows");
+  check(convStrips(point, parts, POINTWISE), point.forward(x), "1x1 conv");
   check(groupNormStrips(norm, parts, silu), norm.forward(x, true), "GroupNorm + SiLU");
+  const ones = splitRows(x, 1); // 13 strips: more than tfjs-webgpu's AddN would sum
+  check(groupNormStrips(norm, ones, silu), norm.forward(x, true), "GroupNorm, 1-row strips");
   check(upsampleStrips(parts), tf.image.resizeNearestNeighbor(x, [26, 10]), "nearest 2x");
   assert.throws(() => addStrips(parts, splitRows(x, 4)), DiffusersError);
-  // 32+ channels and rows: each strip takes the WASM Winograd path, the halo probes do not.
+  // 32+ channels and rows: on WASM each strip takes the Winograd path, the halo probes do not.
   const wide = new Conv2d(32, 32, 3, { padding: 1 }).initialize(5);
   const big = randnTensor([1, 96, 40, 32], { generator: new Generator().manualSeed(12) });
   const bigParts = splitRows(big as tf.Tensor4D, 32);
-  check(convStrips(wide, bigParts, SAME_ROWS), wide.forward(big as tf.Tensor4D), "Winograd strips");
-  tf.dispose([big, ...bigParts]);
-  wide.dispose();
-  tf.dispose([x, ...parts]);
-  for (const m of [same, down, point, norm]) m.dispose();
+  check(convStrips(wide, bigParts, SAME_3X3), wide.forward(big as tf.Tensor4D), "32-row strips");
+  tf.dispose([x, big, ...parts, ...ones, ...bigParts]);
+  for (const m of [same, down, point, norm, wide]) m.dispose();
+}
+
+Deno.test("row strips: convs (stride 1 and 2, odd heights, 1-row strips), GroupNorm and upsampling equal the one-tensor ops (WASM and CPU paths)", async () => {
+  checkRowStrips();
+  await tf.setBackend("cpu"); // the non-WASM conv path: halo rows attached to each strip
+  try {
+    checkRowStrips();
+  } finally {
+    await tf.setBackend("wasm");
+  }
 });
 
 Deno.test("VQModel: row-strip decode (and chunked codebook distances) equal the one-tensor pass", async () => {
