@@ -3,7 +3,7 @@
  * the same values as the direct convolution on WASM: per layer shape for
  * F(2,3) and F(4,3), and through the fixture UNet; and it owns its memory
  * (no engine tensors left behind, transformed weights freed with the module).
- * No timings here: speed is measured by bench/conv_bench.ts.
+ * No timings here: speed is measured by bench/cases/conv_variants.ts.
  *
  * @module
  */
