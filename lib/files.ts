@@ -17,6 +17,7 @@ import { NotFoundError } from "./errors.ts";
 import { bytesSource } from "./weights/byte_source.ts";
 import { folderWeightFiles, type WeightFiles } from "./weights/weight_files.ts";
 import type { TokenizerSource } from "./tokenizers/files.ts";
+import type { ProgressCallback } from "./hub/download.ts";
 
 /** The Cache API store that keeps fetched model files in a browser. */
 export const CACHE_NAME = "diffusers-tfjs";
@@ -63,8 +64,35 @@ async function openCache(): Promise<Cache | undefined> {
   }
 }
 
+/** Reads a response body, reporting progress as it arrives. */
+async function readBody(
+  response: Response,
+  file: string,
+  onProgress: ProgressCallback | undefined,
+): Promise<Uint8Array<ArrayBuffer>> {
+  if (!onProgress || !response.body) return new Uint8Array(await response.arrayBuffer());
+  const total = Number(response.headers.get("content-length") ?? 0);
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  for await (const chunk of response.body) {
+    chunks.push(chunk);
+    loaded += chunk.byteLength;
+    onProgress({ file, loaded, total: Math.max(total, loaded) });
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
+}
+
 /** A URL's body, from the cache when it was fetched before; 404 is a NotFoundError. */
-async function fetchBytes(url: string): Promise<Uint8Array> {
+async function fetchBytes(
+  url: string,
+  onProgress?: ProgressCallback,
+): Promise<Uint8Array<ArrayBuffer>> {
   const cache = await openCache();
   const hit = await cache?.match(url);
   if (hit) return new Uint8Array(await hit.arrayBuffer());
@@ -77,13 +105,13 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
     await response.body?.cancel();
     throw new NotFoundError(`HTTP ${response.status} ${response.statusText}`, { file: url });
   }
-  const bytes = new Uint8Array(await response.arrayBuffer());
+  const bytes = await readBody(response, url, onProgress);
   await cache?.put(url, new Response(bytes, { headers: response.headers }));
   return bytes;
 }
 
 /**
- * The bytes of a local file or URL.
+ * The bytes of a local file or URL (`onProgress` sees a URL's download).
  *
  * @example
  * ```ts
@@ -91,8 +119,8 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
  * const bytes = await readBytes("http://127.0.0.1:8000/models/ddim_tiny/unet/diffusion_pytorch_model.safetensors");
  * ```
  */
-export function readBytes(path: string): Promise<Uint8Array> {
-  return isUrl(path) ? fetchBytes(path) : Deno.readFile(path);
+export function readBytes(path: string, onProgress?: ProgressCallback): Promise<Uint8Array> {
+  return isUrl(path) ? fetchBytes(path, onProgress) : Deno.readFile(path);
 }
 
 /**
@@ -129,7 +157,8 @@ export async function isDirectory(path: string): Promise<boolean> {
 
 /**
  * The weight files of a model folder: {@link folderWeightFiles} for a local
- * folder, whole-file fetches (cached) for a base URL.
+ * folder, whole-file fetches (cached; `onProgress` sees each download) for a
+ * base URL.
  *
  * @example
  * ```ts
@@ -138,7 +167,7 @@ export async function isDirectory(path: string): Promise<boolean> {
  * console.log(await files.has("diffusion_pytorch_model.safetensors"));
  * ```
  */
-export function weightFilesAt(dir: string): WeightFiles {
+export function weightFilesAt(dir: string, onProgress?: ProgressCallback): WeightFiles {
   if (!isUrl(dir)) return folderWeightFiles(dir);
   const base = dir.replace(/\/+$/, "");
   const describe = (name: string): string => `${base}/${name}`;
@@ -147,7 +176,7 @@ export function weightFilesAt(dir: string): WeightFiles {
     describe,
     async has(name) {
       try {
-        await fetchBytes(describe(name));
+        await fetchBytes(describe(name), onProgress);
         return true;
       } catch (e) {
         if (e instanceof NotFoundError) return false;
@@ -155,7 +184,7 @@ export function weightFilesAt(dir: string): WeightFiles {
       }
     },
     async open(name) {
-      return bytesSource(await fetchBytes(describe(name)), describe(name));
+      return bytesSource(await fetchBytes(describe(name), onProgress), describe(name));
     },
   };
 }

@@ -67,7 +67,9 @@ export async function loadPretrained<C extends ConfigDict, M extends Module>(
     throw cause;
   }
   const model = build(loadConfig(spec, parseConfigJson(text, configFile), {}, configFile));
-  const weights = await loadStateDict(weightFilesAt(folder), { variant: options.variant });
+  const weights = await loadStateDict(weightFilesAt(folder, options.onDownload), {
+    variant: options.variant,
+  });
   try {
     const reader: WeightReader = {
       entries: new Map([...weights.entries].filter(([key]) => !skip(key))),

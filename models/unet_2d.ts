@@ -387,7 +387,9 @@ export class UNet2DModel extends Module {
       configFile,
     );
     const model = new UNet2DModel(config);
-    const weights = await loadStateDict(weightFilesAt(folder), { variant: options.variant });
+    const weights = await loadStateDict(weightFilesAt(folder, options.onDownload), {
+      variant: options.variant,
+    });
     try {
       await model.loadStateDict(weights, { file: weights.files.join(", ") });
     } finally {

@@ -239,7 +239,9 @@ export class UNet2DConditionModel extends Module {
     const model = new UNet2DConditionModel(
       loadConfig(UNET_2D_CONDITION_SPEC, json, {}, configFile),
     );
-    const weights = await loadStateDict(weightFilesAt(folder), { variant: options.variant });
+    const weights = await loadStateDict(weightFilesAt(folder, options.onDownload), {
+      variant: options.variant,
+    });
     try {
       await model.loadStateDict(weights, { file: weights.files.join(", ") });
     } finally {

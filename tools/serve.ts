@@ -67,10 +67,15 @@ async function respond(file: string | undefined): Promise<Response> {
     "Cache-Control": "no-cache",
   };
   try {
-    if (file === undefined || !(await Deno.stat(file)).isFile) throw new Deno.errors.NotFound();
+    const info = file === undefined ? undefined : await Deno.stat(file);
+    if (file === undefined || !info?.isFile) throw new Deno.errors.NotFound();
     const type = TYPES[file.slice(file.lastIndexOf(".") + 1)] ?? "application/octet-stream";
     const body = (await Deno.open(file)).readable;
-    return new Response(body, { headers: { ...headers, "Content-Type": type } });
+    // The length lets pages show download progress as a fraction.
+    const length = String(info.size);
+    return new Response(body, {
+      headers: { ...headers, "Content-Type": type, "Content-Length": length },
+    });
   } catch {
     return new Response("not found", { status: 404, headers });
   }

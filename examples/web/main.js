@@ -65,6 +65,8 @@ async function run() {
   $("go").disabled = true;
   const progress = $("progress");
   const model = new URL($("model").value, location.href).href;
+  progress.removeAttribute("value"); // indeterminate until the first download or step
+  $("status").textContent = "loading the model";
   try {
     const result = await generate({
       model,
@@ -74,8 +76,11 @@ async function run() {
       scheduler: $("scheduler").value || undefined,
       backend: $("backend").value,
       eta: 0,
-      onDownload: (p) => {
-        $("status").textContent = `downloading ${p.file ?? ""}`;
+      onDownload: ({ file, loaded, total }) => {
+        progress.value = total ? loaded / total : 0;
+        const mb = (n) => (n / 1e6).toFixed(1);
+        $("status").textContent = `downloading ${file.split("/").slice(-2).join("/")} ` +
+          `(${mb(loaded)} / ${mb(total)} MB)`;
       },
       onStep: async ({ step, numSteps, latents }) => {
         progress.value = (step + 1) / numSteps;

@@ -16,6 +16,7 @@ import { parseConfigJson } from "../config.ts";
 import { NotFoundError, UnknownNameError } from "../errors.ts";
 import { resolveInside } from "../weights/weight_files.ts";
 import { isNotFound, isUrl, readText, tokenizerSourceAt } from "../files.ts";
+import type { ProgressCallback } from "../hub/download.ts";
 import { schedulerClass, SCHEDULERS } from "../../schedulers/registry.ts";
 import { UNet2DModel } from "../../models/unet_2d.ts";
 import { CLIPTextModel } from "../../models/clip_text.ts";
@@ -32,6 +33,8 @@ import type { tf } from "../tf.ts";
 export interface ComponentOptions {
   /** Weight file variant (`"fp16"`). */
   variant?: string;
+  /** Sees each weight file a URL folder downloads. */
+  onDownload?: ProgressCallback;
 }
 
 type Loader = (dir: string, options: ComponentOptions) => Promise<unknown>;

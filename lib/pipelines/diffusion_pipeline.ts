@@ -190,6 +190,7 @@ export class DiffusionPipeline {
         }
         loaded[name] = await loadComponent(dir, index.flat ? "" : name, entry[1], {
           variant: options.variant,
+          onDownload: options.onDownload,
         });
       }
     } catch (e) {
