@@ -99,7 +99,7 @@ export class StableDiffusionImg2ImgPipeline extends StableDiffusionBase {
   async call<T extends OutputType = "image">(
     options: StableDiffusionImg2ImgCallOptions<T>,
   ): Promise<PipelineOutput<T>> {
-    const { numInferenceSteps = 50, strength = 0.8, generator } = options;
+    const { numInferenceSteps = 50, strength = 0.8 } = options;
     checkSteps(numInferenceSteps);
     if (!(strength >= 0 && strength <= 1)) {
       throw new ArgumentError(`strength must be in [0, 1], got ${strength}`);
