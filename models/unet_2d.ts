@@ -25,15 +25,10 @@
  */
 
 import { tf } from "../lib/tf.ts";
-import {
-  type ConfigDict,
-  type ConfigSpec,
-  defineConfig,
-  loadConfig,
-  parseConfigJson,
-} from "../lib/config.ts";
-import { ArgumentError, ConfigError, NotFoundError } from "../lib/errors.ts";
+import { type ConfigDict, type ConfigSpec, defineConfig, loadConfig } from "../lib/config.ts";
+import { ArgumentError, ConfigError } from "../lib/errors.ts";
 import { Module } from "./layers/module.ts";
+import { loadPretrained } from "./pretrained.ts";
 import { Conv2d } from "./layers/conv2d.ts";
 import { GroupNorm } from "./layers/group_norm.ts";
 import {
@@ -50,9 +45,7 @@ import {
   UNetMidBlock2D,
   type UpBlock,
 } from "./unet_2d_blocks.ts";
-import { loadStateDict } from "../lib/weights/state_dict.ts";
-import { isNotFound, readText, weightFilesAt } from "../lib/files.ts";
-import { type ModelSourceOptions, resolveComponentDir } from "../lib/model_source.ts";
+import type { ModelSourceOptions } from "../lib/model_source.ts";
 
 /** `config.json` of a `UNet2DModel`, keys exactly as diffusers writes them. */
 export type UNet2DModelConfig = {
@@ -369,33 +362,12 @@ export class UNet2DModel extends Module {
     idOrDir: string,
     options: UNet2DModelLoadOptions = {},
   ): Promise<UNet2DModel> {
-    const folder = await resolveComponentDir(idOrDir, options);
-    const configFile = `${folder}/${UNet2DModel.spec.configName}`;
-    let text: string;
-    try {
-      text = await readText(configFile);
-    } catch (cause) {
-      if (isNotFound(cause)) {
-        throw new NotFoundError("config file not found", { file: configFile, cause });
-      }
-      throw cause;
-    }
-    const config = loadConfig(
+    return await loadPretrained(
+      idOrDir,
+      options,
       UNet2DModel.spec,
-      parseConfigJson(text, configFile),
-      {},
-      configFile,
+      (config) => new UNet2DModel(config),
     );
-    const model = new UNet2DModel(config);
-    const weights = await loadStateDict(weightFilesAt(folder, options.onDownload), {
-      variant: options.variant,
-    });
-    try {
-      await model.loadStateDict(weights, { file: weights.files.join(", ") });
-    } finally {
-      weights.close();
-    }
-    return model;
   }
 
   /**

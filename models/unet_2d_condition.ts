@@ -26,9 +26,10 @@
  */
 
 import { tf } from "../lib/tf.ts";
-import { type ConfigDict, loadConfig, parseConfigJson } from "../lib/config.ts";
-import { ArgumentError, NotFoundError } from "../lib/errors.ts";
+import { type ConfigDict, loadConfig } from "../lib/config.ts";
+import { ArgumentError } from "../lib/errors.ts";
 import { Module } from "./layers/module.ts";
+import { loadPretrained } from "./pretrained.ts";
 import { Conv2d } from "./layers/conv2d.ts";
 import { GroupNorm } from "./layers/group_norm.ts";
 import { type Activation, activation, silu } from "./layers/activations.ts";
@@ -46,9 +47,7 @@ import {
   type UNet2DConditionModelConfig,
   UNET_2D_CONDITION_SPEC,
 } from "./unet_2d_condition_config.ts";
-import { loadStateDict } from "../lib/weights/state_dict.ts";
-import { isNotFound, readText, weightFilesAt } from "../lib/files.ts";
-import { type ModelSourceOptions, resolveComponentDir } from "../lib/model_source.ts";
+import type { ModelSourceOptions } from "../lib/model_source.ts";
 
 export type { UNet2DConditionModelConfig } from "./unet_2d_condition_config.ts";
 
@@ -224,30 +223,12 @@ export class UNet2DConditionModel extends Module {
     idOrDir: string,
     options: UNet2DConditionLoadOptions = {},
   ): Promise<UNet2DConditionModel> {
-    const folder = await resolveComponentDir(idOrDir, options);
-    const configFile = `${folder}/${UNET_2D_CONDITION_SPEC.configName}`;
-    let text: string;
-    try {
-      text = await readText(configFile);
-    } catch (cause) {
-      if (isNotFound(cause)) {
-        throw new NotFoundError("config file not found", { file: configFile, cause });
-      }
-      throw cause;
-    }
-    const json = parseConfigJson(text, configFile);
-    const model = new UNet2DConditionModel(
-      loadConfig(UNET_2D_CONDITION_SPEC, json, {}, configFile),
+    return await loadPretrained(
+      idOrDir,
+      options,
+      UNET_2D_CONDITION_SPEC,
+      (config) => new UNet2DConditionModel(config),
     );
-    const weights = await loadStateDict(weightFilesAt(folder, options.onDownload), {
-      variant: options.variant,
-    });
-    try {
-      await model.loadStateDict(weights, { file: weights.files.join(", ") });
-    } finally {
-      weights.close();
-    }
-    return model;
   }
 
   /**
