@@ -25,7 +25,8 @@ import { type ConfigDict, type ConfigSpec, loadConfig, parseConfigJson } from ".
 import { NotFoundError } from "../lib/errors.ts";
 import { type ModelSourceOptions, resolveComponentDir } from "../lib/model_source.ts";
 import { loadStateDict } from "../lib/weights/state_dict.ts";
-import { isNotFound, readText, weightFilesAt } from "../lib/files.ts";
+import { isNotFound, isUrl, readText, weightFilesAt } from "../lib/files.ts";
+import { resolveInside } from "../lib/weights/weight_files.ts";
 import type { Module, WeightReader } from "./layers/module.ts";
 
 /** Options of a model's `fromPretrained`: where the model is (Hub options) and which files. */
@@ -59,7 +60,8 @@ export async function loadPretrained<C extends ConfigDict, M extends Module>(
   const configFile = `${folder}/${spec.configName}`;
   let text: string;
   try {
-    text = await readText(configFile);
+    // A URL folder has no symlinks to escape through; a local config must not link out of the model folder.
+    text = await readText(isUrl(folder) ? configFile : await resolveInside(configFile, folder));
   } catch (cause) {
     if (isNotFound(cause)) {
       throw new NotFoundError("config file not found", { file: configFile, cause });

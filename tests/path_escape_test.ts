@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { PathEscapeError } from "../lib/errors.ts";
 import { DiffusionPipeline, parseModelIndex } from "../lib/pipelines/diffusion_pipeline.ts";
 import { loadComponent } from "../lib/pipelines/components.ts";
+import { UNet2DModel } from "../models/unet_2d.ts";
 import { loadTokenizer } from "../lib/tokenizers/tokenizer.ts";
 import { assertThrowsTyped, FIXTURES_DIR, TEST_BACKEND } from "./_helpers.ts";
 
@@ -68,6 +69,19 @@ Deno.test("paths: a scheduler config that links out of its folder is refused", a
       () => loadComponent(model, "scheduler", "DDPMScheduler", {}),
       PathEscapeError,
       /scheduler_config\.json: resolves to .*secret\.json, outside/,
+    );
+  });
+});
+
+Deno.test("paths: a model config.json that links out of its folder is refused", async () => {
+  await withFolders(async (model, outside) => {
+    await copyTree(DDPM, model);
+    await Deno.rename(`${model}/unet/config.json`, `${outside}/config.json`);
+    await Deno.symlink(`${outside}/config.json`, `${model}/unet/config.json`);
+    await assertThrowsTyped(
+      () => UNet2DModel.fromPretrained(model, { subfolder: "unet" }),
+      PathEscapeError,
+      /config\.json: resolves to .*outside_.*, outside/,
     );
   });
 });
