@@ -68,11 +68,19 @@ export function getConvAlgorithm(): ConvAlgorithm {
 }
 
 /**
- * Most bytes spent on Winograd weights (1 GiB): half for the transformed
- * kernels, half for XNNPACK's packed copies of them. Past it, layers
- * convolve directly.
+ * Most bytes of transformed Winograd kernels kept at once (1 GiB; XNNPACK
+ * keeps a packed copy of the same size). Past it, layers convolve directly.
  */
 export const WINOGRAD_BUDGET_BYTES = 2 ** 30;
+
+/**
+ * Most live tensor bytes plus twice the Winograd kernels (theirs and the
+ * packed copies) for a new Winograd layer (2.5 GiB): the rest of the 4 GiB
+ * WASM heap is left to XNNPACK's packed weights and the activations.
+ * Models whose weights alone come near it (SD's UNet, 3.4 GB) convolve
+ * directly.
+ */
+export const WINOGRAD_HEAP_BYTES = 2.5 * 2 ** 30;
 
 /** A stride-1 3×3 conv layer's shape, as seen at its call. */
 export interface ConvShape {
@@ -95,7 +103,7 @@ export interface ConvShape {
  * grows with the map, so small maps with many channels (SD's 1280-channel
  * 16² and 8² levels) stay direct and the 4 GiB WASM heap is not spent on
  * them. Layers whose weights are not made yet also need room under
- * {@link WINOGRAD_BUDGET_BYTES}, and at most 1.5 GiB of live tensors.
+ * {@link WINOGRAD_BUDGET_BYTES} and {@link WINOGRAD_HEAP_BYTES}.
  *
  * @example
  * ```ts
@@ -112,7 +120,7 @@ export function winogradTileFor(shape: ConvShape, cached: boolean): WinogradTile
     : null;
   if (tile === null || cached) return tile;
   const bytes = 4 * (tile + 2) ** 2 * inChannels * outChannels;
-  const room = winogradLiveBytes() + bytes <= WINOGRAD_BUDGET_BYTES / 2;
-  // Models with over 1.5 GiB of tensors (SD's UNet) need the heap for their weights.
-  return room && tf.memory().numBytes <= 1.5 * 2 ** 30 ? tile : null;
+  const kernels = winogradLiveBytes() + bytes;
+  const heap = tf.memory().numBytes + 2 * kernels;
+  return kernels <= WINOGRAD_BUDGET_BYTES && heap <= WINOGRAD_HEAP_BYTES ? tile : null;
 }
