@@ -243,11 +243,6 @@ export class DDIMScheduler extends SchedulerBase<DDIMSchedulerConfig> implements
     return f32(ratio * f32(1 - f32(alphaProd / alphaProdPrev)));
   }
 
-  /** Identity: DDIM does not scale the model input. */
-  scaleModelInput(sample: tf.Tensor, _timestep?: number): tf.Tensor {
-    return sample;
-  }
-
   /**
    * One DDIM step (eq. 12): x_0 and ε from the model output, x_0 clipped or
    * thresholded, then `sqrt(ᾱ_prev) · x_0 + sqrt(1 - ᾱ_prev - σ_t²) · ε`, plus

@@ -356,11 +356,6 @@ export class DDPMScheduler extends SchedulerBase<DDPMSchedulerConfig> implements
     }
   }
 
-  /** Identity: DDPM does not scale the model input. */
-  scaleModelInput(sample: tf.Tensor, _timestep?: number): tf.Tensor {
-    return sample;
-  }
-
   /**
    * One ancestral step from `timestep` to the previous one: x_0 from the
    * model output, clipped or thresholded, the posterior mean (Ho et al.

@@ -471,11 +471,6 @@ export class DPMSolverMultistepScheduler extends SchedulerBase<DPMSolverMultiste
     this.beginIdx = null;
   }
 
-  /** Identity: DPM-Solver does not scale the model input. */
-  scaleModelInput(sample: tf.Tensor, _timestep?: number): tf.Tensor {
-    return sample;
-  }
-
   /**
    * One multistep DPM-Solver step from `timestep` to the next timestep:
    * first order (DDIM-like) while the history warms up and, per

@@ -252,11 +252,6 @@ export class PNDMScheduler extends SchedulerBase<PNDMSchedulerConfig> implements
     this.resetHistory();
   }
 
-  /** Identity: PNDM does not scale the model input. */
-  scaleModelInput(sample: tf.Tensor, _timestep?: number): tf.Tensor {
-    return sample;
-  }
-
   /**
    * One step: a Runge-Kutta stage while PRK timesteps remain (and
    * `skip_prk_steps` is off), else a linear multistep step. Options are

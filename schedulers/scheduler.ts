@@ -139,6 +139,11 @@ export abstract class SchedulerBase<C extends ConfigDict> {
   /** Releases tensors kept between steps; schedulers with history override this. */
   dispose(): void {}
 
+  /** Identity, as DDPM, DDIM and PNDM have it; sigma-based schedulers override it. */
+  scaleModelInput(sample: tf.Tensor, _timestep?: number): tf.Tensor {
+    return sample;
+  }
+
   /**
    * Noise shaped like `like`: `varianceNoise` when given, else drawn from
    * `generator` in PyTorch's NCHW order and laid out as `noiseLayout`.

@@ -488,7 +488,7 @@ export abstract class SigmaSchedulerBase<C extends ConfigDict & SigmaSchedulerCo
   }
 
   /** Divides `sample` by √(σ² + 1), making the model input unit-variance (Karras et al. c_in). */
-  scaleModelInput(sample: tf.Tensor, timestep: number): tf.Tensor {
+  override scaleModelInput(sample: tf.Tensor, timestep: number): tf.Tensor {
     const sigma = this.inputSigma(this.initStepIndex(timestep));
     const scale = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
     return tf.tidy(() => tf.div(sample, scale));

@@ -368,11 +368,6 @@ export class UniPCMultistepScheduler extends SchedulerBase<UniPCMultistepSchedul
     this.beginIdx = null;
   }
 
-  /** Identity: UniPC does not scale the model input. */
-  scaleModelInput(sample: tf.Tensor, _timestep?: number): tf.Tensor {
-    return sample;
-  }
-
   /**
    * One UniPC step: corrects `sample` with UniC (except on the first step
    * and after the indices in `disable_corrector`), then predicts the sample
