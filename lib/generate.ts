@@ -65,6 +65,8 @@ export interface GenerateOptions {
   variant?: string;
   /** Hub revision. */
   revision?: string;
+  /** Hub endpoint (default: `HF_ENDPOINT`, else https://huggingface.co); in a page, where Hub ids are fetched from. */
+  endpoint?: string;
   /** Never use the network (also `HF_HUB_OFFLINE=1`). */
   localFilesOnly?: boolean;
   /** Per-step progress. */
@@ -189,6 +191,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   const pipe = await DiffusionPipeline.fromPretrained(model, {
     variant: options.variant,
     revision: options.revision,
+    endpoint: options.endpoint,
     localFilesOnly: options.localFilesOnly,
     onDownload: options.onDownload,
     backend: options.backend,

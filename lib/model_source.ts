@@ -1,7 +1,10 @@
 /**
  * Where a pipeline's files come from: a local folder as it is, or a Hub id
  * whose needed files (configs, tokenizer files, and the weights diffusers
- * would pick) are downloaded into the Hugging Face cache first.
+ * would pick) are downloaded into the Hugging Face cache first. Where
+ * there is no file system (a web page), a Hub id becomes the base URL of
+ * its files on the endpoint (`{endpoint}/{id}/resolve/{revision}`), read
+ * with `fetch` and kept by the browser's Cache API (lib/files.ts).
  *
  * @example
  * ```ts
@@ -20,7 +23,9 @@ import { NotFoundError } from "./errors.ts";
 import { type ConfigDict, parseConfigJson } from "./config.ts";
 import { type DownloadProgress, isRepoId, resolveModel } from "./hub.ts";
 import { normalizeRepoPath } from "./hub/paths.ts";
-import { isDirectory, readText } from "./files.ts";
+import { fileUrl } from "./hub/metadata.ts";
+import { hubEndpoint } from "./hub/settings.ts";
+import { isDirectory, isNotFound, readText } from "./files.ts";
 
 /** How to find a model: Hub options, used only when the argument is not a local folder. */
 export interface ModelSourceOptions {
@@ -110,6 +115,26 @@ export function selectPipelineFiles(
 }
 
 /**
+ * In a runtime without a file system (a web page), the base URL a Hub id's
+ * files are read from: `{endpoint}/{id}/resolve/{revision}`. `undefined`
+ * under Deno, where Hub files go through the Hugging Face cache instead,
+ * and for anything that is not a Hub id. The endpoint must send CORS
+ * headers (huggingface.co does); the token is not sent from a page.
+ *
+ * @example
+ * ```ts
+ * import { hubFolderUrl } from "./model_source.ts";
+ * // In a browser: "https://huggingface.co/google/ddpm-cat-256/resolve/main"
+ * console.log(hubFolderUrl("google/ddpm-cat-256", {}));
+ * ```
+ */
+export function hubFolderUrl(idOrDir: string, options: ModelSourceOptions): string | undefined {
+  if ("Deno" in globalThis || !isRepoId(idOrDir)) return undefined;
+  const endpoint = hubEndpoint(options.endpoint);
+  return fileUrl(endpoint, idOrDir, options.revision ?? "main", "").replace(/\/$/, "");
+}
+
+/**
  * Resolves a model argument to a local folder: an existing folder is used
  * as is; a Hub id (`owner/name`) is fetched into the Hugging Face cache
  * (only the files {@link selectPipelineFiles} picks) and its snapshot
@@ -125,6 +150,8 @@ export async function resolveModelDir(
   idOrDir: string,
   options: ModelSourceOptions & { folders?: readonly string[] },
 ): Promise<string> {
+  const url = hubFolderUrl(idOrDir, options);
+  if (url !== undefined) return url;
   if (await isDirectory(idOrDir)) return idOrDir;
   if (!isRepoId(idOrDir)) {
     throw new NotFoundError(
@@ -161,6 +188,16 @@ export async function fetchModelIndex(
   idOrDir: string,
   options: ModelSourceOptions,
 ): Promise<ConfigDict | undefined> {
+  const url = hubFolderUrl(idOrDir, options);
+  if (url !== undefined) {
+    const path = `${url}/model_index.json`;
+    try {
+      return parseConfigJson(await readText(path), path);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
   if (await isDirectory(idOrDir) || !isRepoId(idOrDir)) return undefined;
   let dir: string;
   try {
@@ -199,7 +236,8 @@ export async function resolveComponentDir(
   options: ModelSourceOptions & { subfolder?: string },
 ): Promise<string> {
   const sub = normalizeRepoPath(options.subfolder ?? "", "subfolder");
-  if (await isDirectory(idOrDir)) return sub ? `${idOrDir}/${sub}` : idOrDir;
+  const base = hubFolderUrl(idOrDir, options) ?? idOrDir;
+  if (await isDirectory(base)) return sub ? `${base}/${sub}` : base;
   if (!isRepoId(idOrDir)) {
     throw new NotFoundError("is neither a folder nor a Hub model id (owner/name)", {
       file: idOrDir,

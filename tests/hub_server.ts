@@ -16,7 +16,9 @@
  * - Fault injection ({@link HubFaults}): a dropped connection mid-file, an
  *   error status, a stalled body, a wrong advertised size, corrupt bytes.
  *
- * Every request is logged with its headers in `requests`.
+ * Every request is logged with its headers in `requests`. Responses carry
+ * the CORS headers huggingface.co sends, so pages on another origin can read
+ * them.
  *
  * @example
  * ```ts
@@ -269,6 +271,21 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     });
   }
 
+  /** Like huggingface.co, any origin may read the files and the headers the client needs (pages). */
+  function withCors(response: Response): Response {
+    const headers = new Headers(response.headers);
+    headers.set("Access-Control-Allow-Origin", "*");
+    headers.set(
+      "Access-Control-Expose-Headers",
+      "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range, X-Error-Code",
+    );
+    return new Response(response.body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    });
+  }
+
   async function handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
     requests.push({
@@ -354,7 +371,7 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     port: options.port ?? 0,
     signal: closing.signal,
     onListen() {},
-  }, handle);
+  }, async (req) => withCors(await handle(req)));
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     requests,

@@ -12,10 +12,10 @@ import { generate } from "../dist/diffusers.js";
 const $ = (id) => document.getElementById(id);
 const PREVIEW_EVERY = 2;
 
-/** Fills the form from the query string (`?model=…&steps=…&backend=…&run=1`). */
+/** Fills the form from the query string (`?model=…&endpoint=…&steps=…&backend=…&run=1`). */
 function applyQuery() {
   const query = new URLSearchParams(location.search);
-  for (const id of ["prompt", "model", "steps", "seed", "scheduler", "backend"]) {
+  for (const id of ["prompt", "model", "endpoint", "steps", "seed", "scheduler", "backend"]) {
     if (query.has(id)) $(id).value = query.get(id);
   }
   return query.has("run");
@@ -61,15 +61,25 @@ async function preview(latents) {
   draw(width, height, rgb);
 }
 
+/**
+ * The model argument: a Hub id stays an id (the library fetches it from the
+ * endpoint); anything that looks like a path or URL becomes an absolute URL.
+ */
+function modelArgument(value) {
+  const isPath = /^(\.{1,2}\/|\/|[a-z][a-z0-9+.-]*:)/i.test(value);
+  return isPath ? new URL(value, location.href).href : value;
+}
+
 async function run() {
   $("go").disabled = true;
   const progress = $("progress");
-  const model = new URL($("model").value, location.href).href;
+  const model = modelArgument($("model").value.trim());
   progress.removeAttribute("value"); // indeterminate until the first download or step
   $("status").textContent = "loading the model";
   try {
     const result = await generate({
       model,
+      endpoint: $("endpoint").value || undefined,
       prompt: $("prompt").value,
       steps: Number($("steps").value),
       seed: Number($("seed").value),
