@@ -7,10 +7,13 @@
  * there), then Y = Aᵀ M A. F(4,3) does 2.25 multiplies per output where a
  * direct 3×3 conv does 9; F(2,3) does 4.
  *
- * The input and output transforms are JavaScript loops over the WASM heap,
- * generated once per tile size from the transform matrices with every
- * coefficient unrolled; they touch each value once, in NHWC order. The
- * transformed weights U (kept as backend buffers, outside tfjs' tensor count, by
+ * The input and output transforms are WebAssembly SIMD loops
+ * (winograd_simd/) running on tfjs-wasm's own heap, four channels at a time;
+ * the input one reads the unpadded input and supplies the zero padding
+ * itself. Where the channel count is not a multiple of 4, WebAssembly SIMD
+ * is missing or {@link setWinogradSimd} turned it off, JavaScript loops over
+ * the heap do the same (winograd_js.ts) after a PadV2. The transformed
+ * weights U (kept as backend buffers, outside tfjs' tensor count, by
  * {@link WinogradWeights}) are made once, from the HWIO kernel in float64.
  *
  * @example
@@ -29,167 +32,33 @@
 
 import { tf } from "../../lib/tf.ts";
 import { ArgumentError } from "../../lib/errors.ts";
+import {
+  jsInputTransform,
+  jsOutputTransform,
+  range,
+  WINOGRAD_MATRICES,
+  type WinogradTile,
+} from "./winograd_js.ts";
+import {
+  backendMemory,
+  SIMD_SCRATCH_BYTES,
+  SIMD_TABLE_BYTES,
+  type SimdTransforms,
+  simdTransformsFor,
+} from "./winograd_simd/simd_transforms.ts";
 
-/** Output tile size m of F(m×m, 3×3). */
-export type WinogradTile = 2 | 4;
-
-type Matrix = readonly (readonly number[])[];
-
-/** Bᵀ (input), G (kernel) and Aᵀ (output) of F(m, 3), standard points 0, ±1, ±2, ∞. */
-const MATRICES: Readonly<Record<WinogradTile, { BT: Matrix; G: Matrix; AT: Matrix }>> = {
-  2: {
-    BT: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-    G: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
-    AT: [[1, 1, 1, 0], [0, 1, -1, -1]],
-  },
-  4: {
-    BT: [
-      [4, 0, -5, 0, 1, 0],
-      [0, -4, -4, 1, 1, 0],
-      [0, 4, -4, -1, 1, 0],
-      [0, -2, -1, 2, 1, 0],
-      [0, 2, -1, -2, 1, 0],
-      [0, 4, 0, -5, 0, 1],
-    ],
-    G: [
-      [1 / 4, 0, 0],
-      [-1 / 6, -1 / 6, -1 / 6],
-      [-1 / 6, 1 / 6, -1 / 6],
-      [1 / 24, 1 / 12, 1 / 6],
-      [1 / 24, -1 / 12, 1 / 6],
-      [0, 0, 1],
-    ],
-    AT: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
-  },
-};
+export type { WinogradTile };
 
 /** The parts of tfjs-wasm's backend used here (public methods of `BackendWasm`). */
 interface HeapBackend {
-  dataIdMap: { has(dataId: object): boolean };
+  dataIdMap: {
+    has(dataId: object): boolean;
+    get(dataId: object): { memoryOffset: number } | undefined;
+  };
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
   makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
   write(values: Float32Array, shape: number[], dtype: "float32"): object;
   disposeData(dataId: object, force?: boolean): boolean;
-}
-
-type InputTransform = (
-  x: Float32Array,
-  v: Float32Array[],
-  n: number,
-  h: number,
-  w: number,
-  c: number,
-  tilesH: number,
-  tilesW: number,
-) => void;
-
-type OutputTransform = (
-  m: Float32Array[],
-  y: Float32Array,
-  bias: Float32Array | null,
-  n: number,
-  h: number,
-  w: number,
-  c: number,
-  tilesH: number,
-  tilesW: number,
-) => void;
-
-/** `Σ coefs[i]·names[i]` as a JavaScript expression, zero terms left out. */
-function combination(coefs: readonly number[], names: readonly string[]): string {
-  const terms = coefs.flatMap((c, i) =>
-    c === 0 ? [] : [`${c < 0 ? "-" : "+"}${Math.abs(c) === 1 ? "" : `${Math.abs(c)}*`}${names[i]}`]
-  );
-  return terms.length === 0 ? "0" : terms.join("");
-}
-
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}
-
-/**
- * V_k[t, c] = (Bᵀ d B)_k for every tile t of the padded NHWC input `x`
- * [n, h, w, c] (h = tilesH·m + 2): inner loop over channels, so reads and
- * writes are contiguous.
- */
-function compileInputTransform(m: WinogradTile): InputTransform {
-  const { BT } = MATRICES[m];
-  const s = m + 2;
-  const body = [
-    "const rowStride = w * c; let t = 0;",
-    ...range(s * s).map((k) => `const v${k} = v[${k}];`),
-    "for (let b = 0; b < n; b++) for (let ty = 0; ty < tilesH; ty++) for (let tx = 0; tx < tilesW; tx++, t++) {",
-    `const base = ((b * h + ty * ${m}) * w + tx * ${m}) * c; const o = t * c;`,
-    "for (let ch = 0; ch < c; ch++) { const p = base + ch;",
-    ...range(s).flatMap((i) =>
-      range(s).map((j) => `const d${i}_${j} = x[p + ${i} * rowStride + ${j} * c];`)
-    ),
-    ...range(s).flatMap((a) =>
-      range(s).map((j) =>
-        `const r${a}_${j} = ${combination(BT[a]!, range(s).map((i) => `d${i}_${j}`))};`
-      )
-    ),
-    ...range(s).flatMap((a) =>
-      range(s).map((q) =>
-        `v${a * s + q}[o + ch] = ${combination(BT[q]!, range(s).map((j) => `r${a}_${j}`))};`
-      )
-    ),
-    "}}",
-  ];
-  return new Function(
-    "x",
-    "v",
-    "n",
-    "h",
-    "w",
-    "c",
-    "tilesH",
-    "tilesW",
-    body.join("\n"),
-  ) as InputTransform;
-}
-
-/** y[b, ty·m + i, tx·m + j, c] = (Aᵀ M A)_ij + bias[c], cropped to h × w. */
-function compileOutputTransform(m: WinogradTile): OutputTransform {
-  const { AT } = MATRICES[m];
-  const s = m + 2;
-  const store = (i: number, j: number): string =>
-    `y[((b * h + y0 + ${i}) * w + x0 + ${j}) * c + ch] = bc + ${
-      combination(AT[j]!, range(s).map((q) => `r${i}_${q}`))
-    };`;
-  const body = [
-    "let t = 0;",
-    ...range(s * s).map((k) => `const m${k} = m[${k}];`),
-    "for (let b = 0; b < n; b++) for (let ty = 0; ty < tilesH; ty++) for (let tx = 0; tx < tilesW; tx++, t++) {",
-    `const o = t * c; const y0 = ty * ${m}; const x0 = tx * ${m};`,
-    `const full = y0 + ${m} <= h && x0 + ${m} <= w;`,
-    "for (let ch = 0; ch < c; ch++) { const bc = bias === null ? 0 : bias[ch];",
-    ...range(s * s).map((k) => `const a${k} = m${k}[o + ch];`),
-    ...range(m).flatMap((i) =>
-      range(s).map((j) =>
-        `const r${i}_${j} = ${combination(AT[i]!, range(s).map((a) => `a${a * s + j}`))};`
-      )
-    ),
-    "if (full) {",
-    ...range(m).flatMap((i) => range(m).map((j) => store(i, j))),
-    "} else {",
-    ...range(m).flatMap((i) =>
-      range(m).map((j) => `if (y0 + ${i} < h && x0 + ${j} < w) ${store(i, j)}`)
-    ),
-    "}}}",
-  ];
-  return new Function(
-    "m",
-    "y",
-    "bias",
-    "n",
-    "h",
-    "w",
-    "c",
-    "tilesH",
-    "tilesW",
-    body.join("\n"),
-  ) as OutputTransform;
 }
 
 /** Bytes of every live {@link WinogradWeights}, for memory budgets. */
@@ -208,9 +77,6 @@ let liveBytes = 0;
 export function winogradLiveBytes(): number {
   return liveBytes;
 }
-
-const inputTransforms = new Map<WinogradTile, InputTransform>();
-const outputTransforms = new Map<WinogradTile, OutputTransform>();
 
 function heapBackend(): HeapBackend {
   if (tf.getBackend() !== "wasm") {
@@ -290,7 +156,7 @@ export class WinogradWeights {
     }
     const backend = heapBackend();
     const g = kernel.dataSync() as Float32Array;
-    const G = MATRICES[tile].G;
+    const G = WINOGRAD_MATRICES[tile].G;
     const s = tile + 2;
     const out = range(s * s).map(() => new Float32Array(ci * co));
     const gg = new Float64Array(9);
@@ -340,6 +206,74 @@ export class WinogradWeights {
   }
 }
 
+let simdEnabled = true;
+const counts = { simd: 0, js: 0 };
+
+/**
+ * Turns the WebAssembly SIMD transforms on (the default) or off (then the
+ * JavaScript ones run everywhere, as for benchmarks and tests); returns the
+ * previous setting.
+ *
+ * @example
+ * ```ts
+ * import { setWinogradSimd } from "./winograd.ts";
+ * const previous = setWinogradSimd(false);
+ * // ... convolutions with the JavaScript transforms ...
+ * setWinogradSimd(previous);
+ * ```
+ */
+export function setWinogradSimd(enabled: boolean): boolean {
+  const previous = simdEnabled;
+  simdEnabled = enabled;
+  return previous;
+}
+
+/**
+ * How many Winograd input and output transforms ran so far with SIMD and
+ * with JavaScript (a conv counts one of each kind per transform).
+ *
+ * @example
+ * ```ts
+ * import { winogradTransformCounts } from "./winograd.ts";
+ * const { simd, js } = winogradTransformCounts();
+ * console.log(simd + js); // 0 before any Winograd conv
+ * ```
+ */
+export function winogradTransformCounts(): { simd: number; js: number } {
+  return { ...counts };
+}
+
+function simdFor(
+  backend: HeapBackend,
+): { simd: SimdTransforms; memory: WebAssembly.Memory } | null {
+  if (!simdEnabled) return null;
+  const memory = backendMemory(backend);
+  const simd = memory && simdTransformsFor(memory);
+  return memory && simd ? { simd, memory } : null;
+}
+
+/** Heap byte address of a backend buffer. */
+function address(backend: HeapBackend, dataId: object): number {
+  const data = backend.dataIdMap.get(dataId);
+  if (!data) throw new ArgumentError("Winograd convolution: a tensor is not on the wasm heap");
+  return data.memoryOffset;
+}
+
+/** Writes the addresses of `buffers` into the table at the start of `work`. */
+function writeTable(
+  backend: HeapBackend,
+  memory: WebAssembly.Memory,
+  work: tf.TensorInfo,
+  buffers: readonly tf.TensorInfo[],
+): number {
+  const table = address(backend, work.dataId);
+  // A view made now: growing the heap detaches older ones.
+  new Uint32Array(memory.buffer, table, buffers.length).set(
+    buffers.map((t) => address(backend, t.dataId)),
+  );
+  return table;
+}
+
 /**
  * A stride-1, zero-padding-1 3×3 convolution (PyTorch `padding=1`) of NHWC
  * `x` with Winograd weights, plus an optional bias [Cout]. Runs as one
@@ -368,25 +302,44 @@ export function winogradConv2d(
   const tilesH = Math.ceil(h / m);
   const tilesW = Math.ceil(w / m);
   const tiles = n * tilesH * tilesW;
-  const padded = runWasmKernel("PadV2", { x }, {
-    paddings: [[0, 0], [1, 1 + tilesH * m - h], [1, 1 + tilesW * m - w], [0, 0]],
-    constantValue: 0,
-  });
+  const fast = simdFor(backend);
+  const simdIn = fast !== null && c % 4 === 0;
+  const simdOut = fast !== null && co % 4 === 0;
+  const work = fast && (simdIn || simdOut)
+    ? backend.makeOutput([SIMD_SCRATCH_BYTES / 4], "float32")
+    : null;
   const v = range(s * s).map(() => backend.makeOutput([1, tiles, c], "float32"));
-  // Heap views are taken after every allocation: growing the heap detaches older views.
-  const inputTransform = inputTransforms.get(m) ?? compileInputTransform(m);
-  inputTransforms.set(m, inputTransform);
-  inputTransform(
-    backend.typedArrayFromHeap(padded),
-    v.map((t) => backend.typedArrayFromHeap(t)),
-    n,
-    padded.shape[1]!,
-    padded.shape[2]!,
-    c,
-    tilesH,
-    tilesW,
-  );
-  backend.disposeData(padded.dataId);
+  if (simdIn) {
+    const { simd, memory } = fast!;
+    const table = writeTable(backend, memory, work!, v);
+    const inputRow = m === 4 ? simd.inputRow4 : simd.inputRow2;
+    const xAddress = address(backend, x.dataId);
+    for (let b = 0; b < n; b++) {
+      for (let ty = 0; ty < tilesH; ty++) {
+        const t0 = (b * tilesH + ty) * tilesW;
+        inputRow(xAddress, h, w, c, tilesW, b, ty, t0, table, table + SIMD_TABLE_BYTES);
+      }
+    }
+    counts.simd++;
+  } else {
+    const padded = runWasmKernel("PadV2", { x }, {
+      paddings: [[0, 0], [1, 1 + tilesH * m - h], [1, 1 + tilesW * m - w], [0, 0]],
+      constantValue: 0,
+    });
+    // Heap views are taken after every allocation: growing the heap detaches older views.
+    jsInputTransform(m)(
+      backend.typedArrayFromHeap(padded),
+      v.map((t) => backend.typedArrayFromHeap(t)),
+      n,
+      padded.shape[1]!,
+      padded.shape[2]!,
+      c,
+      tilesH,
+      tilesW,
+    );
+    backend.disposeData(padded.dataId);
+    counts.js++;
+  }
   const products = v.map((vk, k) => {
     const product = runWasmKernel("BatchMatMul", { a: vk, b: weights.position(k) }, {
       transposeA: false,
@@ -396,20 +349,47 @@ export function winogradConv2d(
     return product;
   });
   const y = backend.makeOutput([n, h, w, co], "float32");
-  const outputTransform = outputTransforms.get(m) ?? compileOutputTransform(m);
-  outputTransforms.set(m, outputTransform);
-  outputTransform(
-    products.map((t) => backend.typedArrayFromHeap(t)),
-    backend.typedArrayFromHeap(y),
-    bias ? backend.typedArrayFromHeap(bias) : null,
-    n,
-    h,
-    w,
-    co,
-    tilesH,
-    tilesW,
-  );
+  if (simdOut) {
+    const { simd, memory } = fast!;
+    const table = writeTable(backend, memory, work!, products);
+    const outputRow = m === 4 ? simd.outputRow4 : simd.outputRow2;
+    const yAddress = address(backend, y.dataId);
+    const biasAddress = bias ? address(backend, bias.dataId) : 0;
+    for (let b = 0; b < n; b++) {
+      for (let ty = 0; ty < tilesH; ty++) {
+        const t0 = (b * tilesH + ty) * tilesW;
+        outputRow(
+          yAddress,
+          biasAddress,
+          h,
+          w,
+          co,
+          tilesW,
+          b,
+          ty,
+          t0,
+          table,
+          table + SIMD_TABLE_BYTES,
+        );
+      }
+    }
+    counts.simd++;
+  } else {
+    jsOutputTransform(m)(
+      products.map((t) => backend.typedArrayFromHeap(t)),
+      backend.typedArrayFromHeap(y),
+      bias ? backend.typedArrayFromHeap(bias) : null,
+      n,
+      h,
+      w,
+      co,
+      tilesH,
+      tilesW,
+    );
+    counts.js++;
+  }
   for (const p of products) backend.disposeData(p.dataId);
+  if (work) backend.disposeData(work.dataId);
   return tf.engine().makeTensorFromTensorInfo(y) as tf.Tensor4D;
 }
 
