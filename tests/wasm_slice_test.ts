@@ -43,3 +43,21 @@ Deno.test("wasm Slice kernel = cpu slice for ranks 1-5, float32 and int32", asyn
   const parts = tf.split(tf.reshape(tf.range(0, 24), [2, 12]), 3, 1);
   assert.deepEqual(Array.from(parts[1]!.dataSync()), [4, 5, 6, 7, 16, 17, 18, 19]);
 });
+
+Deno.test("wasm SplitV kernel = cpu split, even and uneven sizes, every axis", async () => {
+  const kernel = tf.getKernel("SplitV", "wasm")!.kernelFunc as { fast?: boolean };
+  assert.equal(kernel.fast, true, "the fast kernel is installed");
+  const shape = [4, 6, 9];
+  const values = Array.from({ length: 4 * 6 * 9 }, (_, i) => (i * 7919) % 1000 - 500);
+  for (const [splits, axis] of [[2, 0], [3, 1], [[2, 3, 4], 2], [[1, -1], -1]] as const) {
+    const run = () =>
+      tf.split(tf.tensor(values, shape), splits as number | number[], axis).map((t) => ({
+        shape: t.shape,
+        values: Array.from(t.dataSync()),
+      }));
+    await tf.setBackend("cpu");
+    const expected = run();
+    await tf.setBackend("wasm");
+    assert.deepEqual(run(), expected, `split ${splits} on axis ${axis}`);
+  }
+});

@@ -6,8 +6,10 @@
  * the fresh array: per-head attention slices q, k and v dozens of times per
  * layer, which made CLIP's 77-token forward take seconds. This kernel reads
  * the heap in place: one `set()` per contiguous run of the output. Values
- * are identical; only strings fall back to the stock kernel. Installed once,
- * on import, when the wasm kernel is registered.
+ * are identical; only strings fall back to the stock kernel. `SplitV`
+ * (`tf.split`), whose stock kernel calls the stock slice directly, is
+ * replaced too. Installed once, on import, when the wasm kernels are
+ * registered.
  *
  * @example
  * ```ts
@@ -62,10 +64,37 @@ function sliceKernel(stock: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-const stock = tf.getKernel("Slice", "wasm");
-if (stock && !(stock.kernelFunc as { fast?: boolean }).fast) {
-  const fast = sliceKernel(stock.kernelFunc);
+/** `SplitV` as slices through `slice` (the stock kernel calls the stock slice directly). */
+function splitKernel(slice: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const { numOrSizeSplits, axis } = args.attrs as unknown as {
+      numOrSizeSplits: number | number[];
+      axis: number;
+    };
+    const dim = tf.util.parseAxisParam(axis, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, dim);
+    const begin = x.shape.map(() => 0);
+    return sizes.map((extent) => {
+      const size = [...x.shape];
+      size[dim] = extent;
+      const out = slice({ ...args, attrs: { begin: [...begin], size } }) as tf.TensorInfo;
+      begin[dim]! += extent;
+      return out;
+    });
+  };
+}
+
+/** Swaps a registered wasm kernel for `make(stock)`, once. */
+function replaceKernel(name: string, make: (stock: tf.KernelFunc) => tf.KernelFunc): void {
+  const stock = tf.getKernel(name, "wasm");
+  if (!stock || (stock.kernelFunc as { fast?: boolean }).fast) return;
+  const fast = make(stock.kernelFunc);
   Object.assign(fast, { fast: true });
-  tf.unregisterKernel("Slice", "wasm");
+  tf.unregisterKernel(name, "wasm");
   tf.registerKernel({ ...stock, kernelFunc: fast });
 }
+
+replaceKernel("Slice", sliceKernel);
+const slice = tf.getKernel("Slice", "wasm");
+if (slice) replaceKernel("SplitV", () => splitKernel(slice.kernelFunc));
