@@ -19,7 +19,7 @@ import { type SafetensorsFile, toFloat32, toInt32 } from "../lib/weights/safeten
 import { UNet2DConditionModel } from "../models/unet_2d_condition.ts";
 import { Transformer2DModel } from "../models/transformer_2d.ts";
 import { CrossAttnDownBlock2D } from "../models/unet_2d_condition_blocks.ts";
-import { withPackedWeight } from "../models/layers/weight_packing.ts";
+import { isReleased, setPackedWeightsLimit } from "../models/layers/weight_packing.ts";
 import {
   assertThrowsTyped,
   FIXTURES_DIR,
@@ -27,6 +27,7 @@ import {
   readTensors,
   relError,
   SHARED_DIR,
+  TEST_BACKEND,
 } from "./_helpers.ts";
 
 const MODELS = `${FIXTURES_DIR}/models`;
@@ -360,15 +361,36 @@ Deno.test("Transformer2DModel at SD 1.5's 64x64 level: no tensor reaches 120 MiB
   }
 });
 
-Deno.test("withPackedWeight: a per-call copy gives the same result and is freed", async () => {
-  const w = tf.randomNormal([32, 16], 0, 1, "float32", 3) as tf.Tensor2D;
-  const a = tf.randomNormal([8, 32], 0, 1, "float32", 4) as tf.Tensor2D;
-  const before = tf.memory().numTensors;
-  const cached = withPackedWeight(w, (b) => tf.matMul(a, b as tf.Tensor2D));
-  const transient = withPackedWeight(w, (b) => tf.matMul(a, b as tf.Tensor2D), 0);
-  assert.equal(tf.memory().numTensors, before + 2, "only the two results are new");
-  assert.deepEqual(await transient.data(), await cached.data());
-  tf.dispose([w, a, cached, transient]);
+Deno.test({
+  name: "UNet2DConditionModel fixtures with packed-only weights: diffusers' output, twice",
+  ignore: TEST_BACKEND !== "wasm",
+  async fn() {
+    for (const name of ["unet2d_cond_ldm", "unet2d_cond_sd"]) {
+      const previous = setPackedWeightsLimit(0);
+      let f: Fixture;
+      try {
+        f = await loadFixture(name);
+      } finally {
+        setPackedWeightsLimit(previous);
+      }
+      const released = f.unet.namedParameters().filter(([, p]) => isReleased(p.value));
+      // Every Linear and Conv2d weight: 2-D and 4-D parameters.
+      assert.equal(
+        released.length,
+        f.unet.namedParameters().filter(([, p]) => p.torchShape.length >= 2).length,
+      );
+      const t = [...toInt32(f.io.tensors.get("input.timestep")!)];
+      const errors = [await outputError(f, t), await outputError(f, t)];
+      // And the heap is intact for a model loaded afterwards.
+      const fresh = (await loadFixture(name)).unet;
+      errors.push(await outputError(f, t, fresh));
+      fresh.dispose();
+      console.log(`${name} packed-only: ${errors.map((e) => e.toExponential(2))}`);
+      assert.ok(errors.every((e) => e <= 1e-4), `relative errors ${errors}`);
+      assert.equal(errors[1], errors[0]);
+      f.unet.dispose();
+    }
+  },
 });
 
 const TINY = {

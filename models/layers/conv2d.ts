@@ -3,7 +3,10 @@
  * filter layout, transposed once at load) and the bias is fused into
  * `tf.fused.conv2d`. Padding is PyTorch's symmetric zero padding, or an
  * explicit `[top, bottom, left, right]` (diffusers' stride-2 downsampler
- * pads (0, 1, 0, 1) and needs no separate pad op this way).
+ * pads (0, 1, 0, 1) and needs no separate pad op this way). In a model too
+ * large to hold its weights twice on WASM, the convolution runs as im2col +
+ * one 2-D matmul whose packed weight is the only copy kept
+ * (models/layers/weight_packing.ts).
  *
  * @example
  * ```ts
@@ -19,7 +22,7 @@
 import { tf } from "../../lib/tf.ts";
 import { Module, Parameter } from "./module.ts";
 import { kaimingUniform } from "./init.ts";
-import { withPackedWeight } from "./weight_packing.ts";
+import { isReleased, packAndRelease } from "./weight_packing.ts";
 import { ConvKernel } from "./conv_kernel.ts";
 import { winogradTileFor } from "./conv_algorithm.ts";
 import { onWasmHeap, winogradConv2d } from "./winograd.ts";
@@ -82,6 +85,8 @@ export class Conv2d extends Module {
 
   /** NHWC in, NHWC out. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
+    const filter = this.weight.value as tf.Tensor4D;
+    if (isReleased(filter)) return this.#im2colConv(x, filter);
     if (this.#winogradEligible && onWasmHeap(x)) {
       const [, height, width, inChannels] = x.shape;
       const outChannels = this.weight.torchShape[0]!;
@@ -91,13 +96,65 @@ export class Conv2d extends Module {
         return winogradConv2d(x, this.weight.winograd(tile), this.bias?.value ?? null);
       }
     }
-    return withPackedWeight(this.weight.value, (filter) =>
-      tf.fused.conv2d({
-        x,
-        filter: filter as tf.Tensor4D,
+    return tf.fused.conv2d({
+      x,
+      filter,
+      bias: this.bias?.value,
+      strides: this.#stride,
+      pad: this.#pad,
+    });
+  }
+
+  /**
+   * The same convolution as one matmul: the k² shifted (and strided) views
+   * of the padded input side by side [N·H·W, k²·Cin] times the HWIO kernel
+   * as [k²·Cin, Cout], whose rows are in the same (kh, kw, cin) order.
+   */
+  #im2colConv(x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [k, , cin, cout] = filter.shape;
+      const s = this.#stride;
+      const padded = this.#pad.flat().some((p) => p !== 0) ? tf.pad(x, this.#pad) : x;
+      const [n, hp, wp] = padded.shape;
+      const ho = Math.floor((hp - k) / s) + 1;
+      const wo = Math.floor((wp - k) / s) + 1;
+      const views: tf.Tensor[] = [];
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < k; j++) {
+          views.push(
+            s === 1
+              ? tf.slice(padded, [0, i, j, 0], [n, ho, wo, cin])
+              : tf.stridedSlice(padded, [0, i, j, 0], [
+                n,
+                i + s * (ho - 1) + 1,
+                j + s * (wo - 1) + 1,
+                cin,
+              ], [1, s, s, 1]),
+          );
+        }
+      }
+      const columns = views.length === 1 ? views[0]! : tf.concat(views, 3);
+      const y = tf.fused.matMul({
+        a: tf.reshape(columns, [n * ho * wo, k * k * cin]),
+        b: this.#matrix(filter),
         bias: this.bias?.value,
-        strides: this.#stride,
-        pad: this.#pad,
-      }));
+      });
+      return tf.reshape(y, [n, ho, wo, cout]);
+    });
+  }
+
+  /** The HWIO kernel as the [k²·Cin, Cout] matrix of the im2col matmul (same data). */
+  #matrix(filter: tf.Tensor4D): tf.Tensor2D {
+    const [k, , cin, cout] = filter.shape;
+    return tf.reshape(filter, [k * k * cin, cout]);
+  }
+
+  /** Keeps only XNNPACK's packed copy of the kernel; later calls run as im2col matmuls. */
+  override packWeights(): void {
+    const filter = this.weight.value as tf.Tensor4D;
+    if (isReleased(filter)) return;
+    const matrix = this.#matrix(filter);
+    packAndRelease(matrix, this.bias?.value);
+    matrix.dispose();
   }
 }

@@ -1,7 +1,8 @@
 /**
  * `nn.Linear`, with the PyTorch [out, in] weight stored as [in, out] so the
  * forward pass is one plain 2-D `tf.fused.matMul` with the bias fused (the
- * only matmul form that is fast on tfjs-wasm).
+ * only matmul form that is fast on tfjs-wasm; for models too large to hold
+ * their weights twice, only the packed copy is kept: see weight_packing.ts).
  *
  * @example
  * ```ts
@@ -17,7 +18,7 @@
 import { tf } from "../../lib/tf.ts";
 import { Module, Parameter } from "./module.ts";
 import { kaimingUniform } from "./init.ts";
-import { withPackedWeight } from "./weight_packing.ts";
+import { packAndRelease } from "./weight_packing.ts";
 
 /**
  * A fully connected layer; keys `weight` [out, in] and `bias` [out].
@@ -50,12 +51,17 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const a = x.rank === 2 ? x as tf.Tensor2D : tf.reshape(x, [-1, x.shape[x.rank - 1]!]);
-      const y = withPackedWeight(
-        this.weight.value,
-        (b) =>
-          tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, bias: this.bias?.value }),
-      );
+      const y = tf.fused.matMul({
+        a: a as tf.Tensor2D,
+        b: this.weight.value as tf.Tensor2D,
+        bias: this.bias?.value,
+      });
       return x.rank === 2 ? y : tf.reshape(y, [...lead, this.#outFeatures]);
     });
+  }
+
+  /** Keeps only XNNPACK's packed copy of the weight (see weight_packing.ts). */
+  override packWeights(): void {
+    packAndRelease(this.weight.value as tf.Tensor2D, this.bias?.value);
   }
 }

@@ -32,6 +32,7 @@
 import { tf } from "../../lib/tf.ts";
 import { DiffusersError, WeightsError } from "../../lib/errors.ts";
 import { initValues, type ParamInit } from "./init.ts";
+import { packsWeights } from "./weight_packing.ts";
 
 /**
  * How a PyTorch tensor is laid out in tfjs: `"none"` as is, `"conv"` OIHW →
@@ -191,6 +192,27 @@ export abstract class Module {
     return {};
   }
 
+  /**
+   * Called once this module's own parameters are loaded, in a model too
+   * large to hold its weights twice on WASM (see weight_packing.ts): layers
+   * with matmul weights (Linear, Conv2d) keep only XNNPACK's packed copy.
+   * Nothing by default.
+   */
+  packWeights(): void {}
+
+  /**
+   * Every parameter with its key, grouped by the module that holds it
+   * directly, modules in {@link namedModules} order.
+   */
+  #parametersByModule(): [Module, [string, Parameter][]][] {
+    return this.namedModules().map(([path, module]) => [
+      module,
+      module.#entries().flatMap(([name, value]) =>
+        value instanceof Parameter ? [[join(path, name), value] as [string, Parameter]] : []
+      ),
+    ]);
+  }
+
   /** Direct children and parameters with their local names, in declaration order. */
   #entries(): [string, Module | Parameter][] {
     const out: [string, Module | Parameter][] = [];
@@ -266,10 +288,15 @@ export abstract class Module {
     const scratch = tf.getBackend() === "wasm"
       ? new Float32Array(params.reduce((n, [, p]) => Math.max(n, p.size), 0))
       : undefined;
-    params.forEach(([, p], i) => {
-      const s = Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b);
-      p.assign(tf.tensor(initValues(p.init, p.size, s, scratch), p.shape, "float32"));
-    });
+    const index = new Map(params.map(([, p], i) => [p, i]));
+    const pack = packsWeights(4 * this.parameterCount());
+    for (const [module, own] of this.#parametersByModule()) {
+      for (const [, p] of own) {
+        const s = Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(index.get(p)! + 1, 0x85ebca6b);
+        p.assign(tf.tensor(initValues(p.init, p.size, s, scratch), p.shape, "float32"));
+      }
+      if (pack) module.packWeights();
+    }
     return this;
   }
 
@@ -325,20 +352,25 @@ export abstract class Module {
       );
     }
     const assigned: Parameter[] = [];
+    const pack = packsWeights(4 * this.parameterCount());
     try {
-      for (const [key, p] of params) {
-        const source = resolved.get(key);
-        if (source === undefined) continue;
-        const data = await readTensor(weights, source);
-        const n = data instanceof tf.Tensor ? data.size : data.length;
-        if (n !== p.size) {
-          throw new WeightsError(`holds ${n} values; shape [${p.torchShape}] needs ${p.size}`, {
-            file: options.file,
-            key: source,
-          });
+      for (const [module, own] of this.#parametersByModule()) {
+        for (const [key, p] of own) {
+          const source = resolved.get(key);
+          if (source === undefined) continue;
+          const data = await readTensor(weights, source);
+          const n = data instanceof tf.Tensor ? data.size : data.length;
+          if (n !== p.size) {
+            throw new WeightsError(`holds ${n} values; shape [${p.torchShape}] needs ${p.size}`, {
+              file: options.file,
+              key: source,
+            });
+          }
+          p.assignFromTorch(data);
+          assigned.push(p);
         }
-        p.assignFromTorch(data);
-        assigned.push(p);
+        // Packed as soon as loaded: the heap never holds two copies of more than one layer.
+        if (pack && own.every(([, p]) => p.loaded)) module.packWeights();
       }
     } catch (e) {
       for (const p of assigned) p.dispose();

@@ -1,23 +1,39 @@
 /**
- * Keeps tfjs-wasm inside its 4 GiB heap with large models.
+ * Keeps tfjs-wasm inside its 4 GiB heap with large models, without
+ * re-packing weights on every call.
  *
- * On the WASM backend, the first conv or matmul with a weight makes
- * XNNPACK pack a copy of it, and that copy lives (in the same heap) as
- * long as the weight tensor does: every weight is held twice. Stable
- * Diffusion's UNet has 3.4 GB of float32 weights, so the copies cannot
- * fit. Once the live tensors exceed {@link WASM_PACKED_WEIGHTS_LIMIT},
- * {@link withPackedWeight} hands the layer a temporary copy of the weight
- * instead and disposes it right after the call, which frees its packed
- * form too: memory stays at one copy of the weights, at the price of
- * re-packing each weight on every call (a few ms per MB). Other backends,
- * and smaller models, use the weight itself.
+ * On the WASM backend, the first matmul with a weight makes XNNPACK pack a
+ * copy of it into its own operator (tfjs caches the operator under the
+ * weight's id, the bias' id and the activation), and that copy lives as
+ * long as the weight tensor does: every weight is held twice (three times
+ * for tfjs' conv2d, which also keeps a transposed copy). Stable
+ * Diffusion's UNet has 3.4 GB of float32 weights, so that cannot fit.
+ *
+ * A model whose weights exceed {@link packedWeightsLimit} (SD's and LDM's
+ * UNets, LDMBert) has every Linear and Conv2d weight packed as it loads
+ * ({@link packAndRelease}: one matmul on a zero row, then the weight's own
+ * heap copy is freed), so XNNPACK's packed copy is the only one and the
+ * heap never holds two copies of more than one layer: packing at load
+ * rather than at first use also keeps the heap from fragmenting (each freed
+ * weight leaves a hole the next one of its size fills). Every later call
+ * with the same weight, bias and activation is served from tfjs' operator
+ * cache; 3×3 convolutions of such models run as im2col + one 2-D matmul.
+ * A released weight stays a valid tensor (disposing it frees the packed
+ * copy too) but its values can no longer be read: layers check
+ * {@link isReleased} and never hand it to anything else. Smaller models, and
+ * other backends, keep their weights as they are. (`tf.memory()` still
+ * counts released weights: their packed copies take the same room.)
  *
  * @example
  * ```ts
- * import { tf } from "../../lib/tf.ts";
- * import { withPackedWeight } from "./weight_packing.ts";
+ * import { ready, tf } from "../../lib/backend.ts";
+ * import { isReleased, packAndRelease } from "./weight_packing.ts";
+ * await ready("wasm");
  * const w = tf.ones([4, 2]) as tf.Tensor2D;
- * const y = withPackedWeight(w, (b) => tf.matMul(tf.ones([3, 4]) as tf.Tensor2D, b as tf.Tensor2D));
+ * const b = tf.zeros([2]);
+ * packAndRelease(w, b);
+ * console.log(isReleased(w)); // true
+ * const y = tf.fused.matMul({ a: tf.ones([3, 4]) as tf.Tensor2D, b: w, bias: b }); // [3, 2] of 4s
  * ```
  *
  * @module
@@ -25,39 +41,109 @@
 
 import { tf } from "../../lib/tf.ts";
 
+/** The parts of tfjs-wasm's `BackendWasm` used to free a weight's heap copy. */
+interface WasmBackendInternals {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  wasm: { _malloc(bytes: number): number; _free(offset: number): void };
+}
+
 /**
- * Live tensor bytes above which WASM weights are packed per call: with at
- * most this much cached twice, weights, packed copies and activations stay
- * well inside the 4 GiB heap.
+ * Default weight bytes of one model above which its weights are kept packed
+ * only (1.5 GiB): up to this much held twice (or three times, by tfjs'
+ * conv2d), activations still fit in the 4 GiB heap.
  */
 export const WASM_PACKED_WEIGHTS_LIMIT = 1.5 * 2 ** 30;
 
+let limit = WASM_PACKED_WEIGHTS_LIMIT;
+const released = new WeakSet<object>();
+
 /**
- * Runs `fn` (one conv or matmul) with `weight`, or, on WASM with more than
- * `limit` bytes of live tensors, with a copy of it that is disposed when
- * `fn` returns (so XNNPACK's packed copy is freed with it).
+ * Sets the weight bytes of one model above which its weights are kept
+ * packed only; returns the previous limit (tests use 0 to force it).
+ *
+ * @example
+ * ```ts
+ * import { setPackedWeightsLimit } from "./weight_packing.ts";
+ * const previous = setPackedWeightsLimit(0);
+ * setPackedWeightsLimit(previous);
+ * ```
+ */
+export function setPackedWeightsLimit(bytes: number): number {
+  const previous = limit;
+  limit = bytes;
+  return previous;
+}
+
+/**
+ * The limit in force (see {@link setPackedWeightsLimit}).
+ *
+ * @example
+ * ```ts
+ * import { packedWeightsLimit } from "./weight_packing.ts";
+ * console.log(packedWeightsLimit()); // 1610612736
+ * ```
+ */
+export function packedWeightsLimit(): number {
+  return limit;
+}
+
+/**
+ * Whether a model with `bytes` of weights keeps them packed only: on WASM,
+ * above the limit.
+ *
+ * @example
+ * ```ts
+ * import { packsWeights } from "./weight_packing.ts";
+ * console.log(packsWeights(3.4e9)); // true on wasm (SD's UNet)
+ * ```
+ */
+export function packsWeights(bytes: number): boolean {
+  return tf.getBackend() === "wasm" && bytes > limit;
+}
+
+/**
+ * Whether `weight`'s own values were freed (only XNNPACK's packed copy is left).
  *
  * @example
  * ```ts
  * import { tf } from "../../lib/tf.ts";
- * import { withPackedWeight } from "./weight_packing.ts";
- * const filter = tf.ones([3, 3, 8, 8]) as tf.Tensor4D;
- * const y = withPackedWeight(filter, (f) => tf.conv2d(tf.ones([1, 4, 4, 8]) as tf.Tensor4D,
- *   f as tf.Tensor4D, 1, "same"));
+ * import { isReleased } from "./weight_packing.ts";
+ * console.log(isReleased(tf.ones([2, 2]))); // false
  * ```
  */
-export function withPackedWeight<T>(
-  weight: tf.Tensor,
-  fn: (weight: tf.Tensor) => T,
-  limit: number = WASM_PACKED_WEIGHTS_LIMIT,
-): T {
-  if (tf.getBackend() !== "wasm" || tf.memory().numBytes <= limit) {
-    return fn(weight);
-  }
-  const copy = tf.clone(weight);
-  try {
-    return fn(copy);
-  } finally {
-    copy.dispose();
-  }
+export function isReleased(weight: tf.Tensor): boolean {
+  return released.has(weight.dataId);
+}
+
+/** Frees the heap copy of a weight that XNNPACK has packed (tfjs-wasm 4.22 internals). */
+function release(weight: tf.Tensor): void {
+  const backend = tf.backend() as unknown as WasmBackendInternals;
+  const info = backend.dataIdMap.get(weight.dataId);
+  if (!info || released.has(weight.dataId)) return;
+  backend.wasm._free(info.memoryOffset);
+  // disposeData frees memoryOffset again: give it a block of its own.
+  info.memoryOffset = backend.wasm._malloc(4) >>> 0;
+  released.add(weight.dataId);
+}
+
+/**
+ * Packs `weight` [in, out] (with `bias`) into XNNPACK's operator cache by
+ * one matmul on a zero row, then frees the weight's own heap copy. Later
+ * `tf.fused.matMul({ a, b: weight, bias })` calls (same bias tensor, no
+ * activation) run from the packed copy. Only on the wasm backend.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../lib/tf.ts";
+ * import { packAndRelease } from "./weight_packing.ts";
+ * const w = tf.ones([3, 4]) as tf.Tensor2D;
+ * packAndRelease(w, undefined);
+ * ```
+ */
+export function packAndRelease(weight: tf.Tensor2D, bias: tf.Tensor | undefined): void {
+  if (isReleased(weight)) return;
+  tf.tidy(() => {
+    tf.fused.matMul({ a: tf.zeros([1, weight.shape[0]]), b: weight, bias });
+  });
+  release(weight);
 }
