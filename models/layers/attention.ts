@@ -31,6 +31,8 @@ import { tf } from "../../lib/tf.ts";
 import { Module } from "./module.ts";
 import { Linear } from "./linear.ts";
 import { GroupNorm } from "./group_norm.ts";
+import { wgslKernelsActive } from "./webgpu/wgsl_kernels.ts";
+import { attentionWebGPU, MAX_KERNEL_HEAD_DIM } from "./webgpu/attention_program.ts";
 // Side effect: tfjs-wasm slices without copying the whole input first.
 import "./wasm_slice.ts";
 
@@ -45,6 +47,9 @@ export const SCORE_CHUNK_BYTES = 64 * 1024 * 1024;
  * are chunked to fit). `scoreBias` [nq, nk], if given, is added to every
  * (batch, head)'s scores before the softmax: an additive mask, 0 where a
  * query may attend and a large negative number where not (CLIP's causal mask).
+ * On the webgpu backend (heads of up to {@link MAX_KERNEL_HEAD_DIM} channels)
+ * one flash-style WGSL program computes it without any score matrix
+ * (webgpu/attention_program.ts; off with `DIFFUSERS_WGSL=0`).
  *
  * @example
  * ```ts
@@ -64,6 +69,9 @@ export function multiHeadAttention(
   maxScoreBytes: number = SCORE_CHUNK_BYTES,
   scoreBias?: tf.Tensor2D,
 ): tf.Tensor2D {
+  if (wgslKernelsActive() && q.shape[1] / heads <= MAX_KERNEL_HEAD_DIM) {
+    return attentionWebGPU(q, k, v, batch, heads, scale, scoreBias);
+  }
   return tf.tidy(() => {
     const nq = q.shape[0] / batch;
     const nk = k.shape[0] / batch;

@@ -10,7 +10,8 @@
  * inner axis) and about 50× more accurate for 64K-pixel maps (tf.mean sums
  * naively in float32). Every broadcast is over a per-channel [C] vector,
  * the fast broadcast pattern. Variance is two-pass (of the centred values),
- * biased, like PyTorch.
+ * biased, like PyTorch. On the webgpu backend one fused WGSL program does
+ * all of it instead (webgpu/group_norm_program.ts; off with `DIFFUSERS_WGSL=0`).
  *
  * @example
  * ```ts
@@ -27,6 +28,8 @@ import { tf } from "../../lib/tf.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { Module, Parameter } from "./module.ts";
 import { silu } from "./activations.ts";
+import { wgslKernelsActive } from "./webgpu/wgsl_kernels.ts";
+import { groupNormWebGPU } from "./webgpu/group_norm_program.ts";
 
 /**
  * Group normalisation with affine weights; keys `weight` [C] and `bias` [C].
@@ -66,6 +69,10 @@ export class GroupNorm extends Module {
 
   /** Normalises `x` [B, ..., C] (channels last); with `withSilu`, applies SiLU after. */
   forward<T extends tf.Tensor>(x: T, withSilu = false): T {
+    if (wgslKernelsActive() && x.shape[x.rank - 1] === this.numChannels) {
+      const { weight, bias, numGroups, eps } = this;
+      return groupNormWebGPU(x, weight.value, bias.value, numGroups, eps, withSilu);
+    }
     return tf.tidy(() => {
       const b = x.shape[0]!;
       const c = this.numChannels;
