@@ -3,8 +3,9 @@
  * cat-256 UNet, SD's UNet and SD's VAE decoder, on WASM: XNNPACK's direct
  * convolution vs Winograd F(2,3) and F(4,3) (models/layers/winograd.ts),
  * interleaved, with each variant's max error relative to the direct
- * output's largest value. Prints its rows as JSON on the last line (see
- * bench/report.ts).
+ * output's largest value; for the cat-256 shapes also F(4,3) with the
+ * JavaScript transforms instead of the WebAssembly SIMD ones. Prints its
+ * rows as JSON on the last line (see bench/report.ts).
  *
  * Run: `deno run -A bench/cases/conv_variants.ts [reps]`
  *
@@ -14,6 +15,7 @@
 import { ready, tf } from "../../lib/backend.ts";
 import { Conv2d } from "../../models/layers/conv2d.ts";
 import { type ConvAlgorithm, setConvAlgorithm } from "../../models/layers/conv_algorithm.ts";
+import { setWinogradSimd } from "../../models/layers/winograd.ts";
 import { interleave } from "../measure.ts";
 import type { Row } from "../results_md.ts";
 
@@ -34,35 +36,43 @@ const SHAPES: [string, number, number, number][] = [
   ["SD VAE decoder 256²", 256, 256, 256],
   ["SD VAE decoder 128²", 128, 512, 512],
 ];
-const ALGORITHMS: [ConvAlgorithm, string][] = [
-  ["direct", "direct (XNNPACK)"],
-  ["winograd2", "Winograd F(2,3)"],
-  ["winograd4", "Winograd F(4,3)"],
+// [algorithm, SIMD transforms, name]
+const ALGORITHMS: [ConvAlgorithm, boolean, string][] = [
+  ["direct", true, "direct (XNNPACK)"],
+  ["winograd2", true, "Winograd F(2,3)"],
+  ["winograd4", true, "Winograd F(4,3)"],
+];
+const JS_TRANSFORMS: [ConvAlgorithm, boolean, string] = [
+  "winograd4",
+  false,
+  "Winograd F(4,3), JS transforms",
 ];
 
 const rows: Row[] = [];
 for (const [label, side, ci, co] of SHAPES) {
-  // One layer per algorithm (same seed, same weights): a layer keeps one Winograd transform.
-  const convs = ALGORITHMS.map(() => new Conv2d(ci, co, 3, { padding: 1 }).initialize(1));
+  const variants = label.startsWith("cat-256") ? [...ALGORITHMS, JS_TRANSFORMS] : ALGORITHMS;
+  // One layer per variant (same seed, same weights): a layer keeps one Winograd transform.
+  const convs = variants.map(() => new Conv2d(ci, co, 3, { padding: 1 }).initialize(1));
   const x = tf.randomNormal([1, side, side, ci], 0, 1, "float32", 2) as tf.Tensor4D;
-  const outputs = new Map<ConvAlgorithm, Float32Array>();
+  const outputs = new Map<number, Float32Array>();
   const timings = await interleave(
-    ALGORITHMS.map(([algorithm, name], i) => ({
+    variants.map(([algorithm, simd, name], i) => ({
       name: `${label}: ${side}²×${ci}→${co}, ${name}`,
       run: () => {
         setConvAlgorithm(algorithm);
+        setWinogradSimd(simd);
         const y = convs[i]!.forward(x);
-        if (!outputs.has(algorithm)) outputs.set(algorithm, y.dataSync() as Float32Array);
+        if (!outputs.has(i)) outputs.set(i, y.dataSync() as Float32Array);
         y.dispose();
       },
     })),
     reps,
   );
-  const direct = outputs.get("direct")!;
+  const direct = outputs.get(0)!;
   let ref = 0;
   for (const v of direct) ref = Math.max(ref, Math.abs(v));
   timings.forEach((t, i) => {
-    const y = outputs.get(ALGORITHMS[i]![0])!;
+    const y = outputs.get(i)!;
     let diff = 0;
     for (let k = 0; k < y.length; k++) diff = Math.max(diff, Math.abs(y[k]! - direct[k]!));
     rows.push({
@@ -76,6 +86,7 @@ for (const [label, side, ci, co] of SHAPES) {
     });
   });
   setConvAlgorithm("auto");
+  setWinogradSimd(true);
   for (const conv of convs) conv.dispose();
   x.dispose();
 }
