@@ -33,6 +33,7 @@ export {
   ready,
   releaseGpuBufferPool,
 } from "./lib/backend.ts";
+export { setWgslKernels, wgslKernelsEnabled } from "./models/layers/webgpu/wgsl_kernels.ts";
 export * from "./lib/errors.ts";
 export {
   type ConfigDict,
