@@ -63,19 +63,23 @@ Deno.test({
   },
 });
 
-const CONVS: [string, number, number, number, Conv2dOptions][] = [
-  ["3×3, stride 1, padding 1", 12, 16, 3, { padding: 1 }],
-  ["3×3, stride 2, padding (0, 1, 0, 1)", 12, 8, 3, { stride: 2, padding: [0, 1, 0, 1] }],
-  ["3×3, stride 2, padding 1, no bias", 8, 12, 3, { stride: 2, padding: 1, bias: false }],
-  ["1×1", 16, 12, 1, {}],
+const SMALL = [2, 9, 11];
+const CONVS: [string, number[], number, number, number, Conv2dOptions][] = [
+  ["3×3, stride 1, padding 1", SMALL, 12, 16, 3, { padding: 1 }],
+  ["3×3, stride 2, padding (0, 1, 0, 1)", SMALL, 12, 8, 3, { stride: 2, padding: [0, 1, 0, 1] }],
+  ["3×3, stride 2, padding 1, no bias", SMALL, 8, 12, 3, { stride: 2, padding: 1, bias: false }],
+  ["1×1", SMALL, 16, 12, 1, {}],
+  // Columns over IM2COL_CHUNK_BYTES: the output is made in row strips.
+  ["3×3 in 2 row strips", [1, 64, 64], 320, 8, 3, { padding: 1 }],
+  ["3×3, stride 2, in 3 row strips", [1, 256, 256], 160, 8, 3, { stride: 2, padding: 1 }],
 ];
 
-for (const [label, cin, cout, k, options] of CONVS) {
+for (const [label, [n, h, w], cin, cout, k, options] of CONVS) {
   Deno.test({
     name: `packed-only Conv2d ${label}: im2col matmul equals the direct conv, twice`,
     ignore: !wasm,
     async fn() {
-      const x = tf.randomNormal([2, 9, 11, cin], 0, 1, "float32", 2) as tf.Tensor4D;
+      const x = tf.randomNormal([n!, h!, w!, cin], 0, 1, "float32", 2) as tf.Tensor4D;
       const plain = new Conv2d(cin, cout, k, options).initialize(5);
       const packed = packedOnly(() => new Conv2d(cin, cout, k, options).initialize(5));
       assert.ok(isReleased(packed.weight.value), "weight released");

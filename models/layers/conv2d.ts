@@ -29,6 +29,9 @@ import { onWasmHeap, winogradConv2d } from "./winograd.ts";
 // Side effect: tfjs-wasm slices without copying the whole input first.
 import "./wasm_slice.ts";
 
+/** Most bytes of im2col columns made at once (packed-only convs): 32 MiB. */
+export const IM2COL_CHUNK_BYTES = 32 * 2 ** 20;
+
 /** Options of {@link Conv2d}. */
 export interface Conv2dOptions {
   /** Stride in both directions (default 1). */
@@ -106,41 +109,60 @@ export class Conv2d extends Module {
   }
 
   /**
-   * The same convolution as one matmul: the k² shifted (and strided) views
-   * of the padded input side by side [N·H·W, k²·Cin] times the HWIO kernel
-   * as [k²·Cin, Cout], whose rows are in the same (kh, kw, cin) order.
+   * The same convolution as matmuls: the k² shifted (and strided) views of
+   * the padded input side by side [N·H·W, k²·Cin] times the HWIO kernel as
+   * [k²·Cin, Cout], whose rows are in the same (kh, kw, cin) order. Output
+   * rows go in strips whose columns stay under {@link IM2COL_CHUNK_BYTES}.
    */
   #im2colConv(x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const [k, , cin, cout] = filter.shape;
+      const [k, , cin] = filter.shape;
       const s = this.#stride;
       const padded = this.#pad.flat().some((p) => p !== 0) ? tf.pad(x, this.#pad) : x;
       const [n, hp, wp] = padded.shape;
       const ho = Math.floor((hp - k) / s) + 1;
       const wo = Math.floor((wp - k) / s) + 1;
-      const views: tf.Tensor[] = [];
-      for (let i = 0; i < k; i++) {
-        for (let j = 0; j < k; j++) {
-          views.push(
-            s === 1
-              ? tf.slice(padded, [0, i, j, 0], [n, ho, wo, cin])
-              : tf.stridedSlice(padded, [0, i, j, 0], [
-                n,
-                i + s * (ho - 1) + 1,
-                j + s * (wo - 1) + 1,
-                cin,
-              ], [1, s, s, 1]),
-          );
-        }
+      const rowBytes = n * wo * k * k * cin * 4;
+      const rowsPerStrip = Math.max(1, Math.floor(IM2COL_CHUNK_BYTES / rowBytes));
+      const strips: tf.Tensor4D[] = [];
+      for (let r = 0; r < ho; r += rowsPerStrip) {
+        const rows = Math.min(rowsPerStrip, ho - r);
+        strips.push(tf.tidy(() => {
+          const input = rows === ho
+            ? padded
+            : tf.slice(padded, [0, r * s, 0, 0], [n, (rows - 1) * s + k, wp, cin]);
+          return this.#im2colStrip(input, filter, rows, wo);
+        }));
       }
-      const columns = views.length === 1 ? views[0]! : tf.concat(views, 3);
-      const y = tf.fused.matMul({
-        a: tf.reshape(columns, [n * ho * wo, k * k * cin]),
-        b: this.#matrix(filter),
-        bias: this.bias?.value,
-      });
-      return tf.reshape(y, [n, ho, wo, cout]);
+      return strips.length === 1 ? strips[0]! : tf.concat(strips, 1);
     });
+  }
+
+  /** `rows` × `wo` output pixels from the padded input rows they read. */
+  #im2colStrip(input: tf.Tensor4D, filter: tf.Tensor4D, rows: number, wo: number): tf.Tensor4D {
+    const [k, , cin, cout] = filter.shape;
+    const s = this.#stride;
+    const n = input.shape[0];
+    const views: tf.Tensor[] = [];
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < k; j++) {
+        views.push(
+          s === 1 ? tf.slice(input, [0, i, j, 0], [n, rows, wo, cin]) : tf.stridedSlice(
+            input,
+            [0, i, j, 0],
+            [n, i + s * (rows - 1) + 1, j + s * (wo - 1) + 1, cin],
+            [1, s, s, 1],
+          ),
+        );
+      }
+    }
+    const columns = views.length === 1 ? views[0]! : tf.concat(views, 3);
+    const y = tf.fused.matMul({
+      a: tf.reshape(columns, [n * rows * wo, k * k * cin]),
+      b: this.#matrix(filter),
+      bias: this.bias?.value,
+    });
+    return tf.reshape(y, [n, rows, wo, cout]);
   }
 
   /** The HWIO kernel as the [k²·Cin, Cout] matrix of the im2col matmul (same data). */
