@@ -25,6 +25,7 @@ import { type Generator, randnTensor } from "../random.ts";
 import { ArgumentError } from "../errors.ts";
 import type { Scheduler } from "../../schedulers/scheduler.ts";
 import {
+  afterModel,
   type CallOptionsBase,
   checkSteps,
   denoise,
@@ -169,8 +170,11 @@ export class LDMTextToImagePipeline implements Pipeline {
         this.scheduler,
         (x, t) => {
           const input = guided ? tf.concat([x, x], 0) : x;
-          const prediction = this.unet.forward(input as tf.Tensor4D, t, context);
-          return guided ? guide(prediction, guidanceScale, 0) : prediction;
+          return afterModel(
+            this.unet.forward(input as tf.Tensor4D, t, context),
+            (prediction) => guided ? guide(prediction, guidanceScale, 0) : prediction,
+            guided ? [input] : [],
+          );
         },
         latents,
         { eta, generator },

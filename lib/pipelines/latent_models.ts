@@ -16,6 +16,7 @@
 
 import type { tf } from "../tf.ts";
 import type { Generator } from "../random.ts";
+import type { ModelOutput } from "./pipeline.ts";
 
 /** A text-conditioned denoiser (UNet2DConditionModel). */
 export interface ConditionalUNet {
@@ -24,8 +25,15 @@ export interface ConditionalUNet {
     readonly in_channels: number;
     readonly sample_size: number | readonly number[] | null;
   };
-  /** The prediction for an NHWC sample at a timestep, given text embeddings `[B, T, D]`. */
-  forward(sample: tf.Tensor4D, timestep: number, encoderHiddenStates: tf.Tensor3D): tf.Tensor4D;
+  /**
+   * The prediction for an NHWC sample at a timestep, given text embeddings `[B, T, D]`; a Promise
+   * of it when the model runs in Workers (lib/workers/worker_unet.ts).
+   */
+  forward(
+    sample: tf.Tensor4D,
+    timestep: number,
+    encoderHiddenStates: tf.Tensor3D,
+  ): ModelOutput<tf.Tensor4D>;
   /** Frees the weights. */
   dispose(): void;
 }

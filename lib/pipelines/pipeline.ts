@@ -150,8 +150,68 @@ export function checkSteps(numInferenceSteps: number): void {
   }
 }
 
-/** One model evaluation: the prediction at `timestep` for `sample` (inside a tidy scope). */
-export type Denoiser = (sample: tf.Tensor, timestep: number) => tf.Tensor;
+/**
+ * One model evaluation: the prediction at `timestep` for `sample`. It is
+ * called inside a tidy scope: a synchronous denoiser's intermediates are
+ * freed when it returns. One whose model runs elsewhere (the UNet in
+ * Workers, `workers: 2`) returns a Promise instead; its synchronous part
+ * still runs in that scope, so it must `tf.keep` what it reads after its
+ * first `await` and free that itself (see {@link afterModel}). The loop
+ * disposes the prediction, and keeps `sample` alive until the Promise
+ * settles.
+ */
+export type Denoiser = (sample: tf.Tensor, timestep: number) => tf.Tensor | Promise<tf.Tensor>;
+
+/** A model's output as a pipeline's denoiser sees it: a tensor, or a Promise of one (Workers). */
+export type ModelOutput<T extends tf.Tensor = tf.Tensor> = T | Promise<T>;
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown })?.then === "function";
+}
+
+/**
+ * Finishes a denoiser: `combine(prediction)` (e.g. classifier-free
+ * guidance) on the model's `output`. For a tensor this runs at once, in the
+ * denoise loop's tidy scope, exactly as a synchronous denoiser always did.
+ * For a Promise (a model in Workers) the `inputs` the denoiser made for the
+ * model (not the sample it was given: the loop keeps that) are kept until
+ * it settles, then freed; `combine` runs in a tidy scope of its own, and
+ * the raw output is freed (unless `combine` returns it as is).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../tf.ts";
+ * import { afterModel } from "./pipeline.ts";
+ * const x = tf.zeros([1, 2, 2, 4]);
+ * const input = tf.concat([x, x], 0);
+ * // inputs: only tensors the denoiser made for the model (never the sample it was given)
+ * const y = afterModel(Promise.resolve(tf.ones([2, 2, 2, 4])), (p) => tf.sum(p, 0), [input]);
+ * ```
+ */
+export function afterModel(
+  output: ModelOutput,
+  combine: (prediction: tf.Tensor) => tf.Tensor,
+  inputs: readonly tf.Tensor[] = [],
+): ModelOutput {
+  if (!isPromise(output)) return combine(output);
+  const kept = inputs.map((t) => tf.keep(t));
+  return output.then(
+    (prediction) => {
+      tf.dispose(kept);
+      let result: tf.Tensor | undefined;
+      try {
+        result = tf.tidy(() => combine(prediction));
+        return result;
+      } finally {
+        if (result !== prediction) prediction.dispose();
+      }
+    },
+    (e) => {
+      tf.dispose(kept);
+      throw e;
+    },
+  );
+}
 
 /** How {@link denoise} walks the schedule. */
 export interface DenoiseLoopOptions {
@@ -165,7 +225,11 @@ export interface DenoiseLoopOptions {
  * The denoising loop shared by pipelines: for each scheduler timestep,
  * predict with `model` and step the scheduler, each step in its own tidy
  * scope so only the new sample survives. Takes ownership of `sample` and
- * returns the final one. No host readback unless `onStep` reads the latents.
+ * returns the final one. No host readback unless `onStep` reads the
+ * latents; with a model in Workers (a denoiser that returns a Promise),
+ * each step sends the model input's values to the Workers and gets the
+ * prediction back, a readback that mode cannot avoid. Every tensor a step
+ * makes but the new sample is freed either way.
  *
  * @example
  * ```ts
@@ -194,11 +258,31 @@ export async function denoise(
       call.signal?.throwIfAborted();
       const t = timesteps[i]!;
       const current = x;
+      const deferred: { prediction?: Promise<tf.Tensor>; input?: tf.Tensor } = {};
       x = tf.tidy(() => {
-        const input = scaleInput ? scheduler.scaleModelInput(current, t) : current;
-        const prediction = model(input, t);
-        return scheduler.step(prediction, t, current, stepOptions).prevSample;
+        const scaled = scaleInput ? scheduler.scaleModelInput(current, t) : current;
+        const prediction = model(scaled, t);
+        if (!isPromise(prediction)) {
+          return scheduler.step(prediction, t, current, stepOptions).prevSample;
+        }
+        // The model runs elsewhere (Workers): step once its prediction arrives.
+        deferred.prediction = prediction;
+        if (scaled !== current) deferred.input = tf.keep(scaled);
+        return current;
       });
+      if (deferred.prediction) {
+        let prediction: tf.Tensor;
+        try {
+          prediction = await deferred.prediction;
+        } finally {
+          deferred.input?.dispose();
+        }
+        try {
+          x = tf.tidy(() => scheduler.step(prediction, t, current, stepOptions).prevSample);
+        } finally {
+          prediction.dispose();
+        }
+      }
       current.dispose();
       if (call.onStep) {
         await call.onStep({ step: i, numSteps: timesteps.length, timestep: t, latents: x });

@@ -27,6 +27,7 @@ import { type Generator, randnTensor } from "../random.ts";
 import { ArgumentError } from "../errors.ts";
 import type { Scheduler } from "../../schedulers/scheduler.ts";
 import {
+  afterModel,
   type CallOptionsBase,
   checkSteps,
   denoise,
@@ -211,8 +212,11 @@ export abstract class StableDiffusionBase implements Pipeline {
         this.scheduler,
         (x, t) => {
           const input = guided ? tf.concat([x, x], 0) : x;
-          const prediction = this.unet.forward(input as tf.Tensor4D, t, embeds);
-          return guided ? guide(prediction, guidanceScale, guidanceRescale) : prediction;
+          return afterModel(
+            this.unet.forward(input as tf.Tensor4D, t, embeds),
+            (prediction) => guided ? guide(prediction, guidanceScale, guidanceRescale) : prediction,
+            guided ? [input] : [],
+          );
         },
         latents,
         { eta, generator },

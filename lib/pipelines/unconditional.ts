@@ -21,6 +21,7 @@ import {
   type CallOptionsBase,
   checkSteps,
   denoise,
+  type ModelOutput,
   type OutputType,
   type Pipeline,
   type PipelineOutput,
@@ -34,8 +35,8 @@ export interface UnconditionalUNet {
     readonly in_channels: number;
     readonly sample_size: number | readonly number[] | null;
   };
-  /** Predicts noise (or x0, v) for an NHWC sample at a timestep. */
-  forward(sample: tf.Tensor4D, timestep: number): tf.Tensor4D;
+  /** Predicts noise (or x0, v) for an NHWC sample at a timestep; a Promise of it from Workers. */
+  forward(sample: tf.Tensor4D, timestep: number): ModelOutput<tf.Tensor4D>;
   /** Frees the weights. */
   dispose(): void;
 }
