@@ -41,6 +41,9 @@ Options:
   --upscale K         enlarge the output K times, nearest neighbour (default: to about 256 px
                       for small images; 1 keeps the raw size)
   --backend B         auto | webgpu | wasm | cpu (default: auto, or DIFFUSERS_BACKEND)
+  --workers N         run the UNet in N Workers, each on its own core (default 1: in-process);
+                      2 runs the two guidance halves at once: same latents, up to 2x
+                      faster for Stable Diffusion-size models
   --variant V         weight variant, e.g. fp16
   --revision R        Hub branch, tag or commit
   --offline           use only the local Hugging Face cache (same as HF_HUB_OFFLINE=1)
@@ -121,6 +124,7 @@ export async function main(args: string[]): Promise<number> {
         image: { type: "string" },
         strength: { type: "string" },
         backend: { type: "string" },
+        workers: { type: "string" },
         variant: { type: "string" },
         revision: { type: "string" },
         offline: { type: "boolean", default: false },
@@ -175,6 +179,7 @@ export async function main(args: string[]): Promise<number> {
       batchSize: positiveInt("batch", values.batch),
       eta,
       backend: values.backend as BackendChoice | undefined,
+      workers: positiveInt("workers", values.workers),
       variant: values.variant,
       revision: values.revision,
       localFilesOnly: values.offline || undefined,

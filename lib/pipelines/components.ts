@@ -25,6 +25,11 @@ import { UNet2DConditionModel } from "../../models/unet_2d_condition.ts";
 import { AutoencoderKL } from "../../models/autoencoder_kl.ts";
 import { VQModel } from "../../models/vq_model.ts";
 import { loadTokenizer } from "../tokenizers/mod.ts";
+import {
+  WorkerUNet2D,
+  WorkerUNet2DCondition,
+  type WorkerUNetOptions,
+} from "../workers/worker_unet.ts";
 import type { LatentAutoencoder } from "./latent_models.ts";
 import type { PromptEncoder } from "./conditioning.ts";
 import type { tf } from "../tf.ts";
@@ -35,6 +40,13 @@ export interface ComponentOptions {
   variant?: string;
   /** Sees each weight file a URL folder downloads. */
   onDownload?: ProgressCallback;
+  /**
+   * Run a UNet (UNet2DModel, UNet2DConditionModel) in this many Deno Workers
+   * (lib/workers/worker_unet.ts) when more than 1; default 1: in this thread.
+   */
+  workers?: number;
+  /** The backend the Workers start (default `wasm`). */
+  workerBackend?: "wasm" | "cpu";
 }
 
 type Loader = (dir: string, options: ComponentOptions) => Promise<unknown>;
@@ -62,9 +74,26 @@ function latentAutoencoder(vae: AutoencoderKL): LatentAutoencoder {
   };
 }
 
+/** The options of a UNet in Workers, or `undefined` to load it in this thread. */
+function inWorkers(options: ComponentOptions): WorkerUNetOptions | undefined {
+  const workers = options.workers ?? 1;
+  if (workers === 1) return undefined;
+  return { workers, backend: options.workerBackend, variant: options.variant };
+}
+
 const MODEL_LOADERS: Record<string, Loader> = {
-  UNet2DModel: (dir, options) => UNet2DModel.fromPretrained(dir, options),
-  UNet2DConditionModel: (dir, options) => UNet2DConditionModel.fromPretrained(dir, options),
+  UNet2DModel: (dir, options) => {
+    const workers = inWorkers(options);
+    return workers
+      ? WorkerUNet2D.fromPretrained(dir, workers)
+      : UNet2DModel.fromPretrained(dir, options);
+  },
+  UNet2DConditionModel: (dir, options) => {
+    const workers = inWorkers(options);
+    return workers
+      ? WorkerUNet2DCondition.fromPretrained(dir, workers)
+      : UNet2DConditionModel.fromPretrained(dir, options);
+  },
   AutoencoderKL: async (dir, options) =>
     latentAutoencoder(await AutoencoderKL.fromPretrained(dir, options)),
   VQModel: (dir, options) => VQModel.fromPretrained(dir, options),

@@ -23,6 +23,7 @@ import { fetchModelIndex, type ModelSourceOptions, resolveModelDir } from "../mo
 import { loadComponent } from "./components.ts";
 import { isNotFound, readText } from "../files.ts";
 import { type Pipeline, pipelineClass } from "./pipeline.ts";
+import { checkWorkers } from "../workers/parallel_model.ts";
 import "./ddpm.ts";
 import "./ddim.ts";
 import "./pndm.ts";
@@ -39,6 +40,18 @@ export interface FromPretrainedOptions extends ModelSourceOptions {
   components?: Record<string, unknown>;
   /** Backend to run on (default: the one already started, else `auto`). */
   backend?: BackendChoice;
+  /**
+   * Run the UNet in this many Deno Workers, each with its own WASM backend
+   * and its own copy of the UNet's weights (default 1: everything in this
+   * thread). Each step's batch is split across them: with 2, the two
+   * classifier-free-guidance halves of a Stable Diffusion or LDM step (or
+   * the items of a batch) run on two cores at once, with latents identical
+   * to one thread's. Each step sends the latents to the Workers and back,
+   * so only big UNets (Stable Diffusion size) gain. A UNet given in
+   * `components` is used as it is. `pipeline.dispose()` stops the Workers.
+   * Deno only.
+   */
+  workers?: number;
 }
 
 /** The parsed `model_index.json`: pipeline class and `[library, class]` per component. */
@@ -167,7 +180,9 @@ export class DiffusionPipeline {
     idOrDir: string,
     options: FromPretrainedOptions = {},
   ): Promise<Pipeline> {
-    await ensureReady(options.backend);
+    const workers = options.workers ?? 1;
+    if (workers !== 1) checkWorkers(workers);
+    const backend = await ensureReady(options.backend);
     // From the Hub, read model_index.json first so only the folders this pipeline loads are fetched.
     const remoteIndex = await fetchModelIndex(idOrDir, options);
     const folders = remoteIndex && neededFolders(parseModelIndex(remoteIndex), options);
@@ -191,6 +206,8 @@ export class DiffusionPipeline {
         loaded[name] = await loadComponent(dir, index.flat ? "" : name, entry[1], {
           variant: options.variant,
           onDownload: options.onDownload,
+          workers,
+          workerBackend: backend === "cpu" ? "cpu" : "wasm",
         });
       }
     } catch (e) {

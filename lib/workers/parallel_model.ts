@@ -57,6 +57,7 @@ class WorkerHandle {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   #nextId = 0;
+  #closed = false;
 
   constructor() {
     this.#worker = new Worker(new URL("./model_worker.ts", import.meta.url), { type: "module" });
@@ -78,6 +79,7 @@ class WorkerHandle {
   }
 
   request(message: RequestBody, transfer: Transferable[] = []): Promise<Response> {
+    if (this.#closed) return Promise.reject(new DiffusersError("worker closed"));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -86,10 +88,33 @@ class WorkerHandle {
   }
 
   terminate(): void {
+    this.#closed = true;
     this.#worker.terminate();
     const error = new DiffusersError("worker closed");
     for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
+  }
+}
+
+/**
+ * Checks a Worker count: a positive integer, and Workers that can run this
+ * library (Deno's: its Workers import the model modules as TypeScript,
+ * which a page's bundle cannot).
+ *
+ * @example
+ * ```ts
+ * import { checkWorkers } from "./parallel_model.ts";
+ * checkWorkers(2); // throws ArgumentError in a browser
+ * ```
+ */
+export function checkWorkers(n: number): void {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new ArgumentError(`workers must be a positive integer, got ${n}`);
+  }
+  if (!("Deno" in globalThis) || typeof Worker === "undefined") {
+    throw new ArgumentError(
+      "workers: the model runs in Deno Workers, which this runtime does not have (in a browser, leave workers unset)",
+    );
   }
 }
 
@@ -127,9 +152,7 @@ export class ParallelModel {
    */
   static async create(spec: ModelSpec, options: ParallelModelOptions = {}): Promise<ParallelModel> {
     const n = options.workers ?? 2;
-    if (!Number.isInteger(n) || n < 1) {
-      throw new ArgumentError(`workers must be a positive integer, got ${n}`);
-    }
+    checkWorkers(n);
     const handles = Array.from({ length: n }, () => new WorkerHandle());
     try {
       await Promise.all(

@@ -28,7 +28,7 @@ import type { WorkerModel } from "./protocol.ts";
 
 /**
  * Builds the conditional UNet inside a worker; arguments as for
- * UNet2DModel's factory (`pretrained` + `subfolder`, or `config` + `seed`).
+ * UNet2DModel's factory (`pretrained` + `subfolder` + `variant`, or `config` + `seed`).
  *
  * @example
  * ```ts
@@ -38,7 +38,10 @@ import type { WorkerModel } from "./protocol.ts";
 export async function createUNet2DCondition(args: unknown): Promise<WorkerModel> {
   const a = (args ?? {}) as UNet2DFactoryArgs;
   const unet = a.pretrained !== undefined
-    ? await UNet2DConditionModel.fromPretrained(a.pretrained, { subfolder: a.subfolder })
+    ? await UNet2DConditionModel.fromPretrained(a.pretrained, {
+      subfolder: a.subfolder,
+      variant: a.variant,
+    })
     : UNet2DConditionModel.fromConfig(a.config ?? {}, {}, { seed: a.seed ?? 0 });
   return {
     forward: (inputs: tf.Tensor[]): tf.Tensor =>

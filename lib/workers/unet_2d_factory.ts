@@ -29,6 +29,8 @@ export interface UNet2DFactoryArgs {
   pretrained?: string;
   /** Component subfolder of `pretrained` (e.g. `unet`). */
   subfolder?: string;
+  /** Weight file variant (`"fp16"`). */
+  variant?: string;
   /** A config (JSON object) for random weights, when there is no `pretrained`. */
   config?: ConfigDict;
   /** Seed of the random weights (default 0). */
@@ -46,7 +48,7 @@ export interface UNet2DFactoryArgs {
 export async function createUNet2D(args: unknown): Promise<WorkerModel> {
   const a = (args ?? {}) as UNet2DFactoryArgs;
   const unet = a.pretrained !== undefined
-    ? await UNet2DModel.fromPretrained(a.pretrained, { subfolder: a.subfolder })
+    ? await UNet2DModel.fromPretrained(a.pretrained, { subfolder: a.subfolder, variant: a.variant })
     : UNet2DModel.fromConfig(a.config ?? {}, {}, { seed: a.seed ?? 0 });
   return {
     forward: (inputs: tf.Tensor[]): tf.Tensor =>
