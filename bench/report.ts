@@ -120,7 +120,8 @@ const workers: Section = {
   text: [
     "Each Worker runs its own WASM backend with its own copy of the weights. The wall-clock",
     "speedup depends on the other jobs on the machine (see load); the busiest thread's CPU time",
-    "is what each call costs when every Worker has a core of its own.",
+    'is what each call costs when every Worker has a core of its own. Rows "through the pipeline" time',
+    "whole guided steps of the pipeline API (`workers: 2` vs in-process), from one step callback to the next.",
   ],
   rows: [],
 };
@@ -184,6 +185,23 @@ if (wanted("workers")) {
     quick
       ? skipped("SD 1.5 UNet guided step, workers")
       : rowsOf(await runCase("workers.ts", ["1", "sd"], 2400), "SD 1.5 UNet, workers"),
+  );
+}
+if (wanted("workers")) {
+  // Whole guided steps through the pipeline API, in-process vs workers: 2.
+  await fill(
+    workers,
+    rowsOf(
+      await runCase("workers.ts", [String(reps + 1), "pipeline", "emoji"], 600),
+      "emoji pipeline, workers",
+    ),
+  );
+  await fill(
+    workers,
+    quick ? skipped("SD 1.5-size pipeline step, workers: 2") : rowsOf(
+      await runCase("workers.ts", ["1", "pipeline", "sd"], 2400),
+      "SD 1.5-size pipeline step, workers",
+    ),
   );
 }
 if (wanted("sd-vae")) {
