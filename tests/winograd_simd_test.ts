@@ -148,9 +148,17 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
 }
 
-const EXPORTS = ["inputRow2", "inputRow4", "outputRow2", "outputRow4"];
+// the 4 transforms and the GroupNorm passes (tests/group_norm_simd_test.ts)
+const EXPORTS = [
+  "groupNormApply",
+  "groupNormSums",
+  "inputRow2",
+  "inputRow4",
+  "outputRow2",
+  "outputRow4",
+];
 
-Deno.test("Winograd SIMD module: imports env.memory, exports only the 4 transforms, holds no data", () => {
+Deno.test("Winograd SIMD module: imports env.memory, exports only its 6 functions, holds no data", () => {
   for (
     const [base64, shared] of [[WINOGRAD_WASM_BASE64, false], [
       WINOGRAD_WASM_SHARED_BASE64,

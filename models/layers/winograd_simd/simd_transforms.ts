@@ -1,6 +1,7 @@
 /**
- * The WebAssembly SIMD Winograd transforms (source:
- * `assembly/transforms.ts`, AssemblyScript; bytes: `wasm_bytes.ts`, made by
+ * The WebAssembly SIMD Winograd transforms and GroupNorm passes (source:
+ * `assembly/transforms.ts`, which re-exports `assembly/group_norm.ts`,
+ * AssemblyScript; bytes: `wasm_bytes.ts`, made by
  * `deno task build:wasm`), instantiated on tfjs-wasm's own
  * `WebAssembly.Memory`: the module imports that memory, has no data
  * segments, allocator or memory of its own, and reads and writes only the
@@ -62,8 +63,43 @@ export type SimdOutputRow = (
   scratch: number,
 ) => void;
 
+/**
+ * Adds, per channel, Σ x (or, with `mean` the address of c floats, Σ (x −
+ * mean)²) over `pixels` rows of `c` floats at `x` into the float64 [c] at
+ * `total` (8-byte aligned), summing blocks of 16 rows in float32 first in the
+ * `c` floats at `acc`. `c` must be a multiple of 4.
+ */
+export type SimdGroupNormSums = (
+  x: number,
+  pixels: number,
+  c: number,
+  mean: number,
+  acc: number,
+  total: number,
+) => void;
+
+/**
+ * y = (x − mean)·scale + beta over `pixels` rows of `c` floats (mean, scale,
+ * beta: addresses of c floats), then SiLU where `silu` is 1. `c` must be a
+ * multiple of 4.
+ */
+export type SimdGroupNormApply = (
+  x: number,
+  y: number,
+  pixels: number,
+  c: number,
+  mean: number,
+  scale: number,
+  beta: number,
+  silu: number,
+) => void;
+
 /** The module's exports, bound to one memory. */
 export interface SimdTransforms {
+  /** GroupNorm statistics pass (see {@link SimdGroupNormSums}). */
+  groupNormSums: SimdGroupNormSums;
+  /** GroupNorm normalise (+ SiLU) pass (see {@link SimdGroupNormApply}). */
+  groupNormApply: SimdGroupNormApply;
   /** F(2,3) input transform of one tile row. */
   inputRow2: SimdInputRow;
   /** F(4,3) input transform of one tile row. */

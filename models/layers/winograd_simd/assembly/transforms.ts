@@ -426,3 +426,6 @@ export function outputRow4(
     }
   }
 }
+
+// The fused GroupNorm (+ SiLU) passes, compiled into the same module.
+export { groupNormApply, groupNormSums } from "./group_norm";
