@@ -1,7 +1,8 @@
 /**
  * Long-run drift: the same pipeline called many times in one process must
- * hold a flat number of live tfjs tensors and bytes, and bounded process
- * memory (RSS), or a server or a batch job would slowly run out of memory.
+ * hold a flat number of live tfjs tensors and bytes, and bounded memory
+ * (its own V8 and WASM heaps; the process's RSS for the bench), or a server
+ * or a batch job would slowly run out of memory.
  * Shared by `tests/long_run_test.ts` (small scale) and
  * `bench/long_run_bench.ts` (100 calls).
  *
@@ -28,8 +29,10 @@ export interface CallSample {
   numTensors: number;
   /** Bytes held by live tfjs tensors. */
   numBytes: number;
-  /** Process resident set size, bytes. */
+  /** Process resident set size, bytes (shared with whatever else runs in the process). */
   rss: number;
+  /** This isolate's own memory: V8 heap in use plus the WASM heap, bytes. */
+  isolateBytes: number;
   /** Wall-clock ms of the call. */
   ms: number;
 }
@@ -65,10 +68,17 @@ export async function callRepeatedly(
       numTensors,
       numBytes,
       rss: Deno.memoryUsage().rss,
+      isolateBytes: isolateBytes(),
       ms: performance.now() - start,
     });
   }
   return samples;
+}
+
+/** V8 heap in use plus the tfjs-wasm heap (0 on other backends): what this isolate holds. */
+function isolateBytes(): number {
+  const wasm = (tf.backend() as { wasm?: { HEAPU8: Uint8Array } }).wasm;
+  return Deno.memoryUsage().heapUsed + (wasm?.HEAPU8.length ?? 0);
 }
 
 /** How memory moved between the end of warm-up and the last call. */
@@ -79,6 +89,12 @@ export interface Drift {
   bytes: number;
   /** Largest RSS growth over the warm RSS seen after any later call, bytes. */
   rssGrowth: number;
+  /**
+   * Largest growth of this isolate's memory (V8 heap + WASM heap) over its
+   * warm value, bytes: unlike RSS, not moved by other isolates of the
+   * process (`deno test --parallel` runs test files side by side).
+   */
+  isolateGrowth: number;
   /** Median ms per call after warm-up. */
   medianMs: number;
   /** Whether every call after warm-up held exactly the warm tensor count and bytes. */
@@ -92,7 +108,7 @@ export interface Drift {
  * @example
  * ```ts
  * import { drift } from "./long_run.ts";
- * const s = { numTensors: 10, numBytes: 400, rss: 1e8, ms: 5 };
+ * const s = { numTensors: 10, numBytes: 400, rss: 1e8, isolateBytes: 5e7, ms: 5 };
  * console.log(drift([s, s, s], 1).flat); // true
  * ```
  */
@@ -105,6 +121,7 @@ export function drift(samples: readonly CallSample[], warmup: number): Drift {
     tensors: last.numTensors - warm.numTensors,
     bytes: last.numBytes - warm.numBytes,
     rssGrowth: Math.max(0, ...rest.map((s) => s.rss - warm.rss)),
+    isolateGrowth: Math.max(0, ...rest.map((s) => s.isolateBytes - warm.isolateBytes)),
     medianMs: times[times.length >> 1] ?? 0,
     flat: rest.every((s) => s.numTensors === warm.numTensors && s.numBytes === warm.numBytes),
   };
