@@ -110,7 +110,8 @@ const unet: Section = {
   title: "UNet steps vs PyTorch (random weights, real sizes)",
   text: [
     "PyTorch: diffusers 0.27.2, torch 1.13 CPU, float32, 2 threads, quiet machine of this class (issue #7).",
-    "Ours: one process, one WASM thread. Goal: within 2× of PyTorch; the aim is parity.",
+    "Ours: one process, one WASM thread (the two-Worker rows below use both cores, as PyTorch's",
+    "2 threads do). Goal: within 2× of PyTorch; the aim is parity.",
   ],
   rows: [],
 };
