@@ -11,7 +11,10 @@
  * naively in float32). Every broadcast is over a per-channel [C] vector,
  * the fast broadcast pattern. Variance is two-pass (of the centred values),
  * biased, like PyTorch. On the webgpu backend one fused WGSL program does
- * all of it instead (webgpu/group_norm_program.ts; off with `DIFFUSERS_WGSL=0`).
+ * all of it instead (webgpu/group_norm_program.ts; off with `DIFFUSERS_WGSL=0`);
+ * on the wasm backend with WebAssembly SIMD and C a multiple of 4, three
+ * fused SIMD passes over the heap (group_norm_simd.ts; off with
+ * `setGroupNormSimd(false)`).
  *
  * @example
  * ```ts
@@ -30,6 +33,7 @@ import { Module, Parameter } from "./module.ts";
 import { silu } from "./activations.ts";
 import { wgslKernelsActive } from "./webgpu/wgsl_kernels.ts";
 import { groupNormWebGPU } from "./webgpu/group_norm_program.ts";
+import { groupNormSimd } from "./group_norm_simd.ts";
 
 /**
  * Group normalisation with affine weights; keys `weight` [C] and `bias` [C].
@@ -72,6 +76,11 @@ export class GroupNorm extends Module {
     if (wgslKernelsActive() && x.shape[x.rank - 1] === this.numChannels) {
       const { weight, bias, numGroups, eps } = this;
       return groupNormWebGPU(x, weight.value, bias.value, numGroups, eps, withSilu);
+    }
+    if (x.shape[x.rank - 1] === this.numChannels) {
+      const { weight, bias, numGroups, eps } = this;
+      const fused = groupNormSimd(x, weight.value, bias.value, numGroups, eps, withSilu);
+      if (fused) return fused;
     }
     return tf.tidy(() => {
       const b = x.shape[0]!;
