@@ -41,9 +41,10 @@ Options:
   --upscale K         enlarge the output K times, nearest neighbour (default: to about 256 px
                       for small images; 1 keeps the raw size)
   --backend B         auto | webgpu | wasm | cpu (default: auto, or DIFFUSERS_BACKEND)
-  --workers N         run the UNet in N Workers, each on its own core (default 1: in-process);
+  --workers N         run the UNet in N Workers, each on its own core (1: in-process);
                       2 runs the two guidance halves at once: same latents, up to 2x
-                      faster for Stable Diffusion-size models
+                      faster for Stable Diffusion-size models (default: 2 for UNets too
+                      big for one WASM heap with the rest, as SD's and LDM's; else 1)
   --variant V         weight variant, e.g. fp16
   --revision R        Hub branch, tag or commit
   --offline           use only the local Hugging Face cache (same as HF_HUB_OFFLINE=1)

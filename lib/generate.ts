@@ -62,9 +62,10 @@ export interface GenerateOptions {
   /** Backend (default: auto). */
   backend?: BackendChoice;
   /**
-   * Run the UNet in this many Deno Workers (default 1: in this thread); 2 runs the two
+   * Run the UNet in this many Deno Workers (1: in this thread); 2 runs the two
    * classifier-free-guidance halves (or batch items) on two cores, with identical latents;
-   * worth it for big UNets (Stable Diffusion size).
+   * worth it for big UNets (Stable Diffusion size). Default: 2 on WASM for a UNet too big for
+   * one heap beside the rest of its pipeline (SD's, LDM's), else 1.
    */
   workers?: number;
   /** Weight file variant (`"fp16"`). */

@@ -28,7 +28,8 @@ import { WorkerUNet2D, WorkerUNet2DCondition } from "../lib/workers/worker_unet.
 import { generate } from "../lib/generate.ts";
 import { decodeImage } from "../lib/image.ts";
 import { type SafetensorsFile, toFloat32 } from "../lib/weights/safetensors.ts";
-import { assertClose, FIXTURES_DIR, readTensors } from "./_helpers.ts";
+import { setPackedWeightsLimit } from "../models/layers/weight_packing.ts";
+import { assertClose, FIXTURES_DIR, readTensors, TEST_BACKEND } from "./_helpers.ts";
 
 const SD = `${FIXTURES_DIR}/pipelines/sd_tiny`;
 const DDPM = `${FIXTURES_DIR}/pipelines/ddpm_tiny`;
@@ -285,6 +286,47 @@ Deno.test("LDMTextToImagePipeline, workers: 2: the in-process image, bit for bit
     }
   }
   assert.equal(maxAbsDiff(outputs[1]!, outputs[0]!), 0);
+});
+
+Deno.test({
+  name:
+    "workers left out: 2 Workers for a UNet over the packed-only limit on WASM, else in-process",
+  ignore: TEST_BACKEND !== "wasm",
+  async fn() {
+    const dir = `${FIXTURES_DIR}/pipelines/ldm_text2im_tiny`;
+    const call = { prompt: "a squirrel", numInferenceSteps: 2, outputType: "tensor" } as const;
+    const run = async (workers: number | undefined, expectWorkers: boolean) => {
+      const pipe = await DiffusionPipeline.fromPretrained(dir, {
+        workers,
+      }) as LDMTextToImagePipeline;
+      try {
+        assert.equal(
+          pipe.unet instanceof WorkerUNet2DCondition,
+          expectWorkers,
+          `workers ${workers}`,
+        );
+        const out = await pipe.call({ ...call, generator: new Generator().manualSeed(4) });
+        const values = (await out.images.data()) as Float32Array;
+        out.images.dispose();
+        return values;
+      } finally {
+        pipe.dispose();
+      }
+    };
+    const previous = setPackedWeightsLimit(0); // every model counts as too large
+    let auto: Float32Array, two: Float32Array, one: Float32Array;
+    try {
+      auto = await run(undefined, true);
+      two = await run(2, true);
+      one = await run(1, false);
+    } finally {
+      setPackedWeightsLimit(previous);
+    }
+    assert.equal(maxAbsDiff(auto, two), 0, "left out = workers: 2");
+    // In this thread the UNet itself ran packed-only (im2col convs): float rounding apart.
+    assertClose(one, two, 1e-5, "workers: 1");
+    await run(undefined, false);
+  },
 });
 
 Deno.test("generate({ workers: 2 }) gives the in-process images", async () => {

@@ -12,7 +12,11 @@
  * @module
  */
 
-import { parseConfigJson } from "../config.ts";
+import { loadConfig, parseConfigJson } from "../config.ts";
+import { logger } from "../log.ts";
+import { tf } from "../tf.ts";
+import { packsWeights } from "../../models/layers/weight_packing.ts";
+import { UNET_2D_CONDITION_SPEC } from "../../models/unet_2d_condition_config.ts";
 import { NotFoundError, UnknownNameError } from "../errors.ts";
 import { resolveInside } from "../weights/weight_files.ts";
 import { isNotFound, isUrl, readText, tokenizerSourceAt } from "../files.ts";
@@ -32,7 +36,6 @@ import {
 } from "../workers/worker_unet.ts";
 import type { LatentAutoencoder } from "./latent_models.ts";
 import type { PromptEncoder } from "./conditioning.ts";
-import type { tf } from "../tf.ts";
 
 /** Options every component loader takes. */
 export interface ComponentOptions {
@@ -42,7 +45,10 @@ export interface ComponentOptions {
   onDownload?: ProgressCallback;
   /**
    * Run a UNet (UNet2DModel, UNet2DConditionModel) in this many Deno Workers
-   * (lib/workers/worker_unet.ts) when more than 1; default 1: in this thread.
+   * (lib/workers/worker_unet.ts) when more than 1; 1: in this thread. Left
+   * out: in this thread, except a UNet2DConditionModel too large for one
+   * WASM heap beside the rest of its pipeline (SD's, LDM's: see
+   * {@link autoWorkers}), which gets 2 Workers under Deno.
    */
   workers?: number;
   /** The backend the Workers start (default `wasm`). */
@@ -81,6 +87,31 @@ function inWorkers(options: ComponentOptions): WorkerUNetOptions | undefined {
   return { workers, backend: options.workerBackend, variant: options.variant };
 }
 
+/**
+ * Workers for a UNet2DConditionModel when the caller did not choose: 2 in
+ * Deno on the wasm backend when its weights would be kept packed only
+ * (models/layers/weight_packing.ts: over 1.5 GiB, SD's and LDM's 3.4 GB),
+ * since then the UNet, its text encoder and its VAE do not fit one 4 GiB
+ * heap together; else 1 (this thread).
+ */
+async function autoWorkers(dir: string, options: ComponentOptions): Promise<number> {
+  if (options.workers !== undefined) return options.workers;
+  if (!("Deno" in globalThis) || tf.getBackend() !== "wasm") return 1;
+  const path = `${dir}/config.json`;
+  const text = await readText(isUrl(dir) ? path : await resolveInside(path, dir));
+  const config = loadConfig(UNET_2D_CONDITION_SPEC, parseConfigJson(text, path), {}, path);
+  // Parameters without values: the shapes are all that is needed.
+  const bytes = 4 * new UNet2DConditionModel(config).parameterCount();
+  if (!packsWeights(bytes)) return 1;
+  logger.info(
+    `the UNet's ${
+      (bytes / 2 ** 30).toFixed(1)
+    } GiB of weights run in 2 Workers (its own WASM heaps); ` +
+      "pass workers: 1 to keep it in this thread",
+  );
+  return 2;
+}
+
 const MODEL_LOADERS: Record<string, Loader> = {
   UNet2DModel: (dir, options) => {
     const workers = inWorkers(options);
@@ -88,8 +119,8 @@ const MODEL_LOADERS: Record<string, Loader> = {
       ? WorkerUNet2D.fromPretrained(dir, workers)
       : UNet2DModel.fromPretrained(dir, options);
   },
-  UNet2DConditionModel: (dir, options) => {
-    const workers = inWorkers(options);
+  UNet2DConditionModel: async (dir, options) => {
+    const workers = inWorkers({ ...options, workers: await autoWorkers(dir, options) });
     return workers
       ? WorkerUNet2DCondition.fromPretrained(dir, workers)
       : UNet2DConditionModel.fromPretrained(dir, options);

@@ -42,8 +42,10 @@ export interface FromPretrainedOptions extends ModelSourceOptions {
   backend?: BackendChoice;
   /**
    * Run the UNet in this many Deno Workers, each with its own WASM backend
-   * and its own copy of the UNet's weights (default 1: everything in this
-   * thread). Each step's batch is split across them: with 2, the two
+   * and its own copy of the UNet's weights (1: everything in this thread;
+   * default: 2 on WASM in Deno for a UNet2DConditionModel over 1.5 GiB of
+   * weights, SD's and LDM's, which do not fit one heap beside their text
+   * encoder and VAE; else 1). Each step's batch is split across them: with 2, the two
    * classifier-free-guidance halves of a Stable Diffusion or LDM step (or
    * the items of a batch) run on two cores at once, with latents identical
    * to one thread's. Each step sends the latents to the Workers and back,
@@ -180,8 +182,8 @@ export class DiffusionPipeline {
     idOrDir: string,
     options: FromPretrainedOptions = {},
   ): Promise<Pipeline> {
-    const workers = options.workers ?? 1;
-    if (workers !== 1) checkWorkers(workers);
+    const workers = options.workers;
+    if (workers !== undefined && workers !== 1) checkWorkers(workers);
     const backend = await ensureReady(options.backend);
     // From the Hub, read model_index.json first so only the folders this pipeline loads are fetched.
     const remoteIndex = await fetchModelIndex(idOrDir, options);
