@@ -3,7 +3,7 @@
  * a model loaded above the limit (forced here with limit 0) free their
  * weights' heap copies as they load and keep computing the same values from
  * XNNPACK's packed copies, also after the freed memory has been reused;
- * 3×3, strided and 1×1 convs run as im2col matmuls that agree with the
+ * 3×3, strided and 1×1 convs run as per-tap matmuls that agree with the
  * direct convolution.
  *
  * @module
@@ -69,14 +69,14 @@ const CONVS: [string, number[], number, number, number, Conv2dOptions][] = [
   ["3×3, stride 2, padding (0, 1, 0, 1)", SMALL, 12, 8, 3, { stride: 2, padding: [0, 1, 0, 1] }],
   ["3×3, stride 2, padding 1, no bias", SMALL, 8, 12, 3, { stride: 2, padding: 1, bias: false }],
   ["1×1", SMALL, 16, 12, 1, {}],
-  // Columns over IM2COL_CHUNK_BYTES: the output is made in row strips.
-  ["3×3 in 2 row strips", [1, 64, 64], 320, 8, 3, { padding: 1 }],
-  ["3×3, stride 2, in 3 row strips", [1, 256, 256], 160, 8, 3, { stride: 2, padding: 1 }],
+  // Views over TAP_VIEW_BYTES: the output is made in row strips.
+  ["3×3 in 2 row strips", [2, 128, 128], 384, 8, 3, { padding: 1 }],
+  ["3×3, stride 2, in 2 row strips", [1, 512, 512], 128, 8, 3, { stride: 2, padding: 1 }],
 ];
 
 for (const [label, [n, h, w], cin, cout, k, options] of CONVS) {
   Deno.test({
-    name: `packed-only Conv2d ${label}: im2col matmul equals the direct conv, twice`,
+    name: `packed-only Conv2d ${label}: per-tap matmuls equal the direct conv, twice`,
     ignore: !wasm,
     async fn() {
       const x = tf.randomNormal([n!, h!, w!, cin], 0, 1, "float32", 2) as tf.Tensor4D;
@@ -90,7 +90,7 @@ for (const [label, [n, h, w], cin, cout, k, options] of CONVS) {
       const second = await values(packed.forward(x));
       assert.equal(tf.memory().numTensors, before);
       const err = relError(first, expected);
-      assert.ok(err <= 1e-5, `im2col vs direct: ${err}`);
+      assert.ok(err <= 1e-5, `per-tap vs direct: ${err}`);
       assert.deepEqual(second, first);
       tf.dispose(x);
       plain.dispose();

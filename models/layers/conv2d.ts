@@ -4,9 +4,9 @@
  * `tf.fused.conv2d`. Padding is PyTorch's symmetric zero padding, or an
  * explicit `[top, bottom, left, right]` (diffusers' stride-2 downsampler
  * pads (0, 1, 0, 1) and needs no separate pad op this way). In a model too
- * large to hold its weights twice on WASM, the convolution runs as im2col +
- * one 2-D matmul whose packed weight is the only copy kept
- * (models/layers/weight_packing.ts).
+ * large to hold its weights twice on WASM, the convolution runs as one 2-D
+ * matmul per kernel tap, whose packed matrices are the only copy of the
+ * kernel kept (models/layers/weight_packing.ts).
  *
  * @example
  * ```ts
@@ -22,15 +22,15 @@
 import { tf } from "../../lib/tf.ts";
 import { Module, Parameter } from "./module.ts";
 import { kaimingUniform } from "./init.ts";
-import { isReleased, packAndRelease } from "./weight_packing.ts";
+import { isReleased, packAndRelease, releaseWeight } from "./weight_packing.ts";
 import { ConvKernel } from "./conv_kernel.ts";
 import { winogradTileFor } from "./conv_algorithm.ts";
 import { onWasmHeap, winogradConv2d } from "./winograd.ts";
 // Side effect: tfjs-wasm slices without copying the whole input first.
 import "./wasm_slice.ts";
 
-/** Most bytes of im2col columns made at once (packed-only convs): 32 MiB. */
-export const IM2COL_CHUNK_BYTES = 32 * 2 ** 20;
+/** Most bytes of one shifted input view made at once (packed-only convs): 32 MiB. */
+export const TAP_VIEW_BYTES = 32 * 2 ** 20;
 
 /** Options of {@link Conv2d}. */
 export interface Conv2dOptions {
@@ -60,6 +60,8 @@ export class Conv2d extends Module {
   readonly #pad: [[0, 0], [number, number], [number, number], [0, 0]];
   /** 3×3, stride 1, padding 1: the shape Winograd convolves (see conv_algorithm.ts). */
   readonly #winogradEligible: boolean;
+  /** The kernel's taps as packed [Cin, Cout] matrices, once {@link packWeights} has run. */
+  #taps: tf.Tensor2D[] = [];
 
   /** Same arguments as `nn.Conv2d(in, out, kernel_size, stride, padding, bias)`. */
   constructor(
@@ -89,7 +91,7 @@ export class Conv2d extends Module {
   /** NHWC in, NHWC out. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
     const filter = this.weight.value as tf.Tensor4D;
-    if (isReleased(filter)) return this.#im2colConv(x, filter);
+    if (isReleased(filter)) return this.#tapConv(x, this.#taps);
     if (this.#winogradEligible && onWasmHeap(x)) {
       const [, height, width, inChannels] = x.shape;
       const outChannels = this.weight.torchShape[0]!;
@@ -109,21 +111,23 @@ export class Conv2d extends Module {
   }
 
   /**
-   * The same convolution as matmuls: the k² shifted (and strided) views of
-   * the padded input side by side [N·H·W, k²·Cin] times the HWIO kernel as
-   * [k²·Cin, Cout], whose rows are in the same (kh, kw, cin) order. Output
-   * rows go in strips whose columns stay under {@link IM2COL_CHUNK_BYTES}.
+   * The same convolution as 2-D matmuls, one per kernel tap: the (i, j)
+   * shifted (and strided) view of the padded input [N·H·W, Cin] times that
+   * tap's packed [Cin, Cout] slice of the kernel, summed (the bias rides on
+   * the first). Per tap rather than one im2col matmul with K = k²·Cin:
+   * XNNPACK's GEMM does not block K, and at SD's 1280 channels the shorter
+   * K runs 1.3× faster here, with no k²-wide column copy. Output rows go in
+   * strips whose views stay under {@link TAP_VIEW_BYTES}.
    */
-  #im2colConv(x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4D {
+  #tapConv(x: tf.Tensor4D, taps: readonly tf.Tensor2D[]): tf.Tensor4D {
     return tf.tidy(() => {
-      const [k, , cin] = filter.shape;
+      const [k, , cin] = this.weight.shape as [number, number, number, number];
       const s = this.#stride;
       const padded = this.#pad.flat().some((p) => p !== 0) ? tf.pad(x, this.#pad) : x;
       const [n, hp, wp] = padded.shape;
       const ho = Math.floor((hp - k) / s) + 1;
       const wo = Math.floor((wp - k) / s) + 1;
-      const rowBytes = n * wo * k * k * cin * 4;
-      const rowsPerStrip = Math.max(1, Math.floor(IM2COL_CHUNK_BYTES / rowBytes));
+      const rowsPerStrip = Math.max(1, Math.floor(TAP_VIEW_BYTES / (n * wo * cin * 4)));
       const strips: tf.Tensor4D[] = [];
       for (let r = 0; r < ho; r += rowsPerStrip) {
         const rows = Math.min(rowsPerStrip, ho - r);
@@ -131,7 +135,7 @@ export class Conv2d extends Module {
           const input = rows === ho
             ? padded
             : tf.slice(padded, [0, r * s, 0, 0], [n, (rows - 1) * s + k, wp, cin]);
-          return this.#im2colStrip(input, filter, rows, wo);
+          return this.#tapStrip(input, taps, rows, wo);
         }));
       }
       return strips.length === 1 ? strips[0]! : tf.concat(strips, 1);
@@ -139,44 +143,75 @@ export class Conv2d extends Module {
   }
 
   /** `rows` × `wo` output pixels from the padded input rows they read. */
-  #im2colStrip(input: tf.Tensor4D, filter: tf.Tensor4D, rows: number, wo: number): tf.Tensor4D {
-    const [k, , cin, cout] = filter.shape;
+  #tapStrip(
+    input: tf.Tensor4D,
+    taps: readonly tf.Tensor2D[],
+    rows: number,
+    wo: number,
+  ): tf.Tensor4D {
+    const [k, , cin, cout] = this.weight.shape as [number, number, number, number];
     const s = this.#stride;
     const n = input.shape[0];
-    const views: tf.Tensor[] = [];
+    // Strided views as contiguous blocks seen as [rows, s, wo, s] with offset 0 taken on both s
+    // axes (the slice kernel copies runs of Cin; tfjs-wasm's stridedSlice reads the whole
+    // input per call). The s extra zero rows and columns keep every block inside the input.
+    const source = s === 1 ? input : tf.pad(input, [[0, 0], [0, s], [0, s], [0, 0]]);
+    let y: tf.Tensor2D | null = null;
     for (let i = 0; i < k; i++) {
       for (let j = 0; j < k; j++) {
-        views.push(
-          s === 1 ? tf.slice(input, [0, i, j, 0], [n, rows, wo, cin]) : tf.stridedSlice(
-            input,
-            [0, i, j, 0],
-            [n, i + s * (rows - 1) + 1, j + s * (wo - 1) + 1, cin],
-            [1, s, s, 1],
-          ),
-        );
+        const view = k === 1 && s === 1
+          ? input
+          : s === 1
+          ? tf.slice(input, [0, i, j, 0], [n, rows, wo, cin])
+          : tf.slice(
+            tf.reshape(tf.slice(source, [0, i, j, 0], [n, s * rows, s * wo, cin]), [
+              n,
+              rows,
+              s,
+              wo,
+              s,
+              cin,
+            ]),
+            [0, 0, 0, 0, 0, 0],
+            [n, rows, 1, wo, 1, cin],
+          );
+        const a = tf.reshape(view, [n * rows * wo, cin]) as tf.Tensor2D;
+        const tap = taps[i * k + j]!;
+        // The first tap carries the bias: its packed operator was made with it.
+        y = y === null
+          ? tf.fused.matMul({ a, b: tap, bias: this.bias?.value }) as tf.Tensor2D
+          : tf.add(y, tf.matMul(a, tap)) as tf.Tensor2D;
       }
     }
-    const columns = views.length === 1 ? views[0]! : tf.concat(views, 3);
-    const y = tf.fused.matMul({
-      a: tf.reshape(columns, [n * rows * wo, k * k * cin]),
-      b: this.#matrix(filter),
-      bias: this.bias?.value,
-    });
-    return tf.reshape(y, [n, rows, wo, cout]);
+    return tf.reshape(y!, [n, rows, wo, cout]);
   }
 
-  /** The HWIO kernel as the [k²·Cin, Cout] matrix of the im2col matmul (same data). */
-  #matrix(filter: tf.Tensor4D): tf.Tensor2D {
-    const [k, , cin, cout] = filter.shape;
-    return tf.reshape(filter, [k * k * cin, cout]);
-  }
-
-  /** Keeps only XNNPACK's packed copy of the kernel; later calls run as im2col matmuls. */
+  /**
+   * Keeps only XNNPACK's packed copies of the kernel, one [Cin, Cout] matrix
+   * per tap (the first with the bias); later calls run as per-tap matmuls.
+   */
   override packWeights(): void {
     const filter = this.weight.value as tf.Tensor4D;
     if (isReleased(filter)) return;
-    const matrix = this.#matrix(filter);
-    packAndRelease(matrix, this.bias?.value);
-    matrix.dispose();
+    const [k, , cin, cout] = filter.shape;
+    const taps: tf.Tensor2D[] = [];
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < k; j++) {
+        const tap = tf.tidy(() =>
+          tf.reshape(tf.slice(filter, [i, j, 0, 0], [1, 1, cin, cout]), [cin, cout])
+        ) as tf.Tensor2D;
+        packAndRelease(tap, taps.length === 0 ? this.bias?.value : undefined);
+        taps.push(tap);
+      }
+    }
+    releaseWeight(filter);
+    this.#taps = taps;
+  }
+
+  /** Frees the weights, and the per-tap packed kernels if any. */
+  override dispose(): void {
+    tf.dispose(this.#taps);
+    this.#taps = [];
+    super.dispose();
   }
 }

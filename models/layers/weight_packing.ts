@@ -17,7 +17,7 @@
  * rather than at first use also keeps the heap from fragmenting (each freed
  * weight leaves a hole the next one of its size fills). Every later call
  * with the same weight, bias and activation is served from tfjs' operator
- * cache; 3×3 convolutions of such models run as im2col + one 2-D matmul.
+ * cache; convolutions of such models run as one 2-D matmul per kernel tap.
  * A released weight stays a valid tensor (disposing it frees the packed
  * copy too) but its values can no longer be read: layers check
  * {@link isReleased} and never hand it to anything else. Smaller models, and
@@ -115,8 +115,23 @@ export function isReleased(weight: tf.Tensor): boolean {
   return released.has(weight.dataId);
 }
 
-/** Frees the heap copy of a weight that XNNPACK has packed (tfjs-wasm 4.22 internals). */
-function release(weight: tf.Tensor): void {
+/**
+ * Frees a weight's heap copy (tfjs-wasm 4.22 internals), for a weight whose
+ * values are never read again because packed forms of it are kept (by
+ * {@link packAndRelease}, or as slices packed separately). The tensor stays
+ * valid for `dispose()`. On other backends, nothing happens.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../../lib/tf.ts";
+ * import { isReleased, releaseWeight } from "./weight_packing.ts";
+ * const w = tf.ones([3, 3]);
+ * releaseWeight(w);
+ * console.log(isReleased(w)); // true on wasm
+ * ```
+ */
+export function releaseWeight(weight: tf.Tensor): void {
+  if (tf.getBackend() !== "wasm") return;
   const backend = tf.backend() as unknown as WasmBackendInternals;
   const info = backend.dataIdMap.get(weight.dataId);
   if (!info || released.has(weight.dataId)) return;
@@ -145,5 +160,5 @@ export function packAndRelease(weight: tf.Tensor2D, bias: tf.Tensor | undefined)
   tf.tidy(() => {
     tf.fused.matMul({ a: tf.zeros([1, weight.shape[0]]), b: weight, bias });
   });
-  release(weight);
+  releaseWeight(weight);
 }
