@@ -159,28 +159,33 @@ export class Conv2d extends Module {
     let y: tf.Tensor2D | null = null;
     for (let i = 0; i < k; i++) {
       for (let j = 0; j < k; j++) {
-        const view = k === 1 && s === 1
-          ? input
-          : s === 1
-          ? tf.slice(input, [0, i, j, 0], [n, rows, wo, cin])
-          : tf.slice(
-            tf.reshape(tf.slice(source, [0, i, j, 0], [n, s * rows, s * wo, cin]), [
-              n,
-              rows,
-              s,
-              wo,
-              s,
-              cin,
-            ]),
-            [0, 0, 0, 0, 0, 0],
-            [n, rows, 1, wo, 1, cin],
-          );
-        const a = tf.reshape(view, [n * rows * wo, cin]) as tf.Tensor2D;
-        const tap = taps[i * k + j]!;
-        // The first tap carries the bias: its packed operator was made with it.
-        y = y === null
-          ? tf.fused.matMul({ a, b: tap, bias: this.bias?.value }) as tf.Tensor2D
-          : tf.add(y, tf.matMul(a, tap)) as tf.Tensor2D;
+        // One tap at a time: its view and product are freed before the next is made.
+        const sum: tf.Tensor2D = tf.tidy(() => {
+          const view = k === 1 && s === 1
+            ? input
+            : s === 1
+            ? tf.slice(input, [0, i, j, 0], [n, rows, wo, cin])
+            : tf.slice(
+              tf.reshape(tf.slice(source, [0, i, j, 0], [n, s * rows, s * wo, cin]), [
+                n,
+                rows,
+                s,
+                wo,
+                s,
+                cin,
+              ]),
+              [0, 0, 0, 0, 0, 0],
+              [n, rows, 1, wo, 1, cin],
+            );
+          const a = tf.reshape(view, [n * rows * wo, cin]) as tf.Tensor2D;
+          const tap = taps[i * k + j]!;
+          // The first tap carries the bias: its packed operator was made with it.
+          return y === null
+            ? tf.fused.matMul({ a, b: tap, bias: this.bias?.value }) as tf.Tensor2D
+            : tf.add(y, tf.matMul(a, tap)) as tf.Tensor2D;
+        });
+        y?.dispose();
+        y = sum;
       }
     }
     return tf.reshape(y!, [n, rows, wo, cout]);
