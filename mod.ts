@@ -32,6 +32,7 @@ export {
   pickBackend,
   ready,
   releaseGpuBufferPool,
+  shutdownWebGPU,
 } from "./lib/backend.ts";
 export { setWgslKernels, wgslKernelsEnabled } from "./models/layers/webgpu/wgsl_kernels.ts";
 export * from "./lib/errors.ts";

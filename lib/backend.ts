@@ -107,7 +107,7 @@ let webgpuRegistered = false;
 function registerWebGPU(): void {
   if (webgpuRegistered) return;
   webgpuRegistered = true;
-  tf.removeBackend("webgpu");
+  if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", async () => {
     const adapter = await requestAdapter();
     if (!adapter) throw new DiffusersError("WebGPU requested but no adapter is available");
@@ -250,4 +250,33 @@ export function releaseGpuBufferPool(): number {
     }
   }
   return n;
+}
+
+/**
+ * Shuts the WebGPU backend down, if it was started: waits for submitted
+ * work, removes the backend from tfjs (its tensors are gone) and destroys
+ * the GPU device, so the driver is torn down while the program still runs
+ * rather than at process exit (Mesa's software Vulkan driver has aborted
+ * there). A later `ready("webgpu")` starts a new device.
+ *
+ * @example
+ * ```ts
+ * import { ready, shutdownWebGPU } from "./backend.ts";
+ * await ready("wasm");
+ * await shutdownWebGPU(); // nothing to do: WebGPU never started
+ * ```
+ */
+export async function shutdownWebGPU(): Promise<void> {
+  // The engine's instances (tf.findBackend would start a backend that is only registered).
+  const instances = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+  const backend = instances.webgpu as
+    | { device?: { queue: { onSubmittedWorkDone(): Promise<void> }; destroy(): void } }
+    | undefined;
+  const device = backend?.device;
+  if (!device) return;
+  await device.queue.onSubmittedWorkDone();
+  tf.removeBackend("webgpu");
+  device.destroy();
+  webgpuRegistered = false;
+  registerWebGPU();
 }

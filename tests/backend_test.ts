@@ -5,6 +5,7 @@ import {
   pickBackend,
   ready,
   releaseGpuBufferPool,
+  shutdownWebGPU,
   tf,
 } from "../lib/backend.ts";
 import { ArgumentError } from "../lib/errors.ts";
@@ -123,4 +124,15 @@ Deno.test("backend: ensureReady() keeps a backend the user chose", async () => {
   } finally {
     await ready(TEST_BACKEND);
   }
+});
+
+Deno.test({
+  name: "webgpu: shutdownWebGPU() destroys the device before the process exits",
+  ignore: Deno.env.get("DIFFUSERS_SKIP_WEBGPU") === "1",
+  async fn() {
+    await shutdownWebGPU();
+    const instances = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+    assert.equal(instances.webgpu, undefined);
+    await shutdownWebGPU(); // nothing left to do
+  },
 });

@@ -13,7 +13,7 @@
  * DIFFUSERS_SKIP_WEBGPU=1 on a machine with no adapter at all.
  */
 import assert from "node:assert/strict";
-import { describeAdapter, ready, tf } from "../lib/backend.ts";
+import { describeAdapter, ready, shutdownWebGPU, tf } from "../lib/backend.ts";
 import { assertClose, FIXTURES_DIR, readTensors, relError, TEST_BACKEND } from "./_helpers.ts";
 import { GroupNorm } from "../models/layers/group_norm.ts";
 import { multiHeadAttention } from "../models/layers/attention.ts";
@@ -353,4 +353,15 @@ Deno.test({
       tf.dispose([res.lastHiddenState, res.pooledOutput]);
       te.dispose();
     }),
+});
+
+Deno.test({
+  name: "webgpu: shutdownWebGPU() destroys the device before the process exits",
+  ignore: Deno.env.get("DIFFUSERS_SKIP_WEBGPU") === "1",
+  async fn() {
+    await shutdownWebGPU();
+    const instances = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+    assert.equal(instances.webgpu, undefined);
+    await shutdownWebGPU(); // nothing left to do
+  },
 });

@@ -5,7 +5,7 @@
  * DIFFUSERS_SKIP_WEBGPU=1 on a machine with no adapter at all.
  */
 import assert from "node:assert/strict";
-import { describeAdapter, ready } from "../lib/backend.ts";
+import { describeAdapter, ready, shutdownWebGPU, tf } from "../lib/backend.ts";
 import { SCHEDULERS } from "../schedulers/registry.ts";
 import { casesOf, replaySchedulerCase } from "./_scheduler_fixture.ts";
 import { assertClose, FIXTURES_DIR, readTensors, TEST_BACKEND } from "./_helpers.ts";
@@ -65,4 +65,15 @@ Deno.test({
       out.images.dispose();
       pipe.dispose();
     }),
+});
+
+Deno.test({
+  name: "webgpu: shutdownWebGPU() destroys the device before the process exits",
+  ignore: Deno.env.get("DIFFUSERS_SKIP_WEBGPU") === "1",
+  async fn() {
+    await shutdownWebGPU();
+    const instances = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+    assert.equal(instances.webgpu, undefined);
+    await shutdownWebGPU(); // nothing left to do
+  },
 });
