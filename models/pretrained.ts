@@ -36,6 +36,36 @@ export interface PretrainedOptions extends ModelSourceOptions {
 }
 
 /**
+ * A model folder's config (`spec.configName`, e.g. `config.json`), checked
+ * against `spec`: a missing file is a `NotFoundError`, and a local config
+ * may not link out of its folder.
+ *
+ * @example
+ * ```ts
+ * import { readModelConfig } from "./pretrained.ts";
+ * import { UNET_2D_CONDITION_SPEC } from "./unet_2d_condition_config.ts";
+ * const config = await readModelConfig("./sd/unet", UNET_2D_CONDITION_SPEC);
+ * ```
+ */
+export async function readModelConfig<C extends ConfigDict>(
+  folder: string,
+  spec: ConfigSpec<C>,
+): Promise<Readonly<C>> {
+  const configFile = `${folder}/${spec.configName}`;
+  let text: string;
+  try {
+    // A URL folder has no symlinks to escape through; a local config must not link out of the model folder.
+    text = await readText(isUrl(folder) ? configFile : await resolveInside(configFile, folder));
+  } catch (cause) {
+    if (isNotFound(cause)) {
+      throw new NotFoundError("config file not found", { file: configFile, cause });
+    }
+    throw cause;
+  }
+  return loadConfig(spec, parseConfigJson(text, configFile), {}, configFile);
+}
+
+/**
  * Builds a model from a folder or Hub id: `build(config)` gives the
  * architecture, whose weights are then loaded; every checkpoint key must be
  * a parameter except those `skip` accepts. The model is disposed if loading
@@ -57,18 +87,7 @@ export async function loadPretrained<C extends ConfigDict, M extends Module>(
   skip: (key: string) => boolean = () => false,
 ): Promise<M> {
   const folder = await resolveComponentDir(idOrDir, options);
-  const configFile = `${folder}/${spec.configName}`;
-  let text: string;
-  try {
-    // A URL folder has no symlinks to escape through; a local config must not link out of the model folder.
-    text = await readText(isUrl(folder) ? configFile : await resolveInside(configFile, folder));
-  } catch (cause) {
-    if (isNotFound(cause)) {
-      throw new NotFoundError("config file not found", { file: configFile, cause });
-    }
-    throw cause;
-  }
-  const model = build(loadConfig(spec, parseConfigJson(text, configFile), {}, configFile));
+  const model = build(await readModelConfig(folder, spec));
   const weights = await loadStateDict(weightFilesAt(folder, options.onDownload), {
     variant: options.variant,
   });

@@ -12,11 +12,12 @@
  * @module
  */
 
-import { loadConfig, parseConfigJson } from "../config.ts";
+import { parseConfigJson } from "../config.ts";
 import { logger } from "../log.ts";
 import { tf } from "../tf.ts";
 import { packsWeights } from "../../models/layers/weight_packing.ts";
 import { UNET_2D_CONDITION_SPEC } from "../../models/unet_2d_condition_config.ts";
+import { readModelConfig } from "../../models/pretrained.ts";
 import { NotFoundError, UnknownNameError } from "../errors.ts";
 import { resolveInside } from "../weights/weight_files.ts";
 import { isNotFound, isUrl, readText, tokenizerSourceAt } from "../files.ts";
@@ -97,9 +98,7 @@ function inWorkers(options: ComponentOptions): WorkerUNetOptions | undefined {
 async function autoWorkers(dir: string, options: ComponentOptions): Promise<number> {
   if (options.workers !== undefined) return options.workers;
   if (!("Deno" in globalThis) || tf.getBackend() !== "wasm") return 1;
-  const path = `${dir}/config.json`;
-  const text = await readText(isUrl(dir) ? path : await resolveInside(path, dir));
-  const config = loadConfig(UNET_2D_CONDITION_SPEC, parseConfigJson(text, path), {}, path);
+  const config = await readModelConfig(dir, UNET_2D_CONDITION_SPEC);
   // Parameters without values: the shapes are all that is needed.
   const bytes = 4 * new UNet2DConditionModel(config).parameterCount();
   if (!packsWeights(bytes)) return 1;
