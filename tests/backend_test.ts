@@ -5,11 +5,11 @@ import {
   pickBackend,
   ready,
   releaseGpuBufferPool,
-  shutdownWebGPU,
   tf,
 } from "../lib/backend.ts";
 import { ArgumentError } from "../lib/errors.ts";
 import { assertClose, assertThrowsTyped, TEST_BACKEND } from "./_helpers.ts";
+import { testShutdownWebGPU } from "./_webgpu.ts";
 
 async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
   const old = Deno.env.get(name);
@@ -126,13 +126,4 @@ Deno.test("backend: ensureReady() keeps a backend the user chose", async () => {
   }
 });
 
-Deno.test({
-  name: "webgpu: shutdownWebGPU() destroys the device before the process exits",
-  ignore: Deno.env.get("DIFFUSERS_SKIP_WEBGPU") === "1",
-  async fn() {
-    await shutdownWebGPU();
-    const instances = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
-    assert.equal(instances.webgpu, undefined);
-    await shutdownWebGPU(); // nothing left to do
-  },
-});
+testShutdownWebGPU();

@@ -13,7 +13,8 @@
  * DIFFUSERS_SKIP_WEBGPU=1 on a machine with no adapter at all.
  */
 import assert from "node:assert/strict";
-import { describeAdapter, ready, shutdownWebGPU, tf } from "../lib/backend.ts";
+import { tf } from "../lib/backend.ts";
+import { onWebGPU, SKIP_WEBGPU, testShutdownWebGPU } from "./_webgpu.ts";
 import { assertClose, FIXTURES_DIR, readTensors, relError, TEST_BACKEND } from "./_helpers.ts";
 import { GroupNorm } from "../models/layers/group_norm.ts";
 import { multiHeadAttention } from "../models/layers/attention.ts";
@@ -32,20 +33,9 @@ import { UNet2DConditionModel } from "../models/unet_2d_condition.ts";
 import { CLIPTextModel } from "../models/clip_text.ts";
 import { toFloat32, toInt32 } from "../lib/weights/safetensors.ts";
 
-const skip = Deno.env.get("DIFFUSERS_SKIP_WEBGPU") === "1";
-
-async function onWebGPU(fn: () => Promise<void>): Promise<void> {
-  assert(
-    (await describeAdapter()).available,
-    "no WebGPU adapter (set DIFFUSERS_SKIP_WEBGPU=1 to skip)",
-  );
-  assert.equal(await ready("webgpu"), "webgpu");
-  try {
-    await fn();
-  } finally {
-    setWgslKernels(undefined);
-    await ready(TEST_BACKEND);
-  }
+/** On webgpu, with the kernel switch back to its default afterwards. */
+function onKernelsWebGPU(fn: () => Promise<void>): Promise<void> {
+  return onWebGPU(fn, () => setWgslKernels(undefined));
 }
 
 /** A deterministic pseudo-random float32 array (values in [-1, 1) · scale + shift). */
@@ -153,9 +143,9 @@ const GROUP_NORM_CASES: { shape: number[]; groups: number; silu: boolean }[] = [
 
 Deno.test({
   name: "webgpu kernels: GroupNorm(+SiLU) matches the composed ops and a float64 reference",
-  ignore: skip,
+  ignore: SKIP_WEBGPU,
   fn: () =>
-    onWebGPU(async () => {
+    onKernelsWebGPU(async () => {
       for (const [i, { shape, groups, silu }] of GROUP_NORM_CASES.entries()) {
         const c = shape.at(-1)!;
         const n = shape.reduce((a, b) => a * b, 1);
@@ -226,9 +216,9 @@ const ATTENTION_CASES: AttentionCase[] = [
 
 Deno.test({
   name: "webgpu kernels: attention matches the composed ops and a float64 reference",
-  ignore: skip,
+  ignore: SKIP_WEBGPU,
   fn: () =>
-    onWebGPU(async () => {
+    onKernelsWebGPU(async () => {
       for (const [i, c] of ATTENTION_CASES.entries()) {
         const { batch, heads, nq, nk, d } = c;
         const qs = values(batch * nq * heads * d, 7 + i, 2);
@@ -276,14 +266,14 @@ Deno.test({
 
 Deno.test({
   name: "webgpu kernels: the layers use them on webgpu only, and the switch turns them off",
-  ignore: skip,
+  ignore: SKIP_WEBGPU,
   fn: async () => {
     assert.equal(tf.getBackend(), TEST_BACKEND);
     setWgslKernels(true);
     assert.equal(wgslKernelsActive(), TEST_BACKEND === "webgpu");
     setWgslKernels(undefined);
     assert.equal(wgslKernelsEnabled(), Deno.env.get("DIFFUSERS_WGSL") !== "0");
-    await onWebGPU(async () => {
+    await onKernelsWebGPU(async () => {
       const norm = new GroupNorm(4, 16).initialize(0);
       const x = tf.randomNormal([1, 4, 4, 16]);
       const q = tf.randomNormal([32, 16]) as tf.Tensor2D;
@@ -312,9 +302,9 @@ Deno.test({
 Deno.test({
   name:
     "webgpu kernels: the SD-family UNet2DConditionModel and CLIP fixtures still match on webgpu",
-  ignore: skip,
+  ignore: SKIP_WEBGPU,
   fn: () =>
-    onWebGPU(async () => {
+    onKernelsWebGPU(async () => {
       setWgslKernels(true);
       const dir = `${FIXTURES_DIR}/models/unet2d_cond_sd`;
       const io = await readTensors(`${dir}/io.safetensors`);
@@ -355,13 +345,4 @@ Deno.test({
     }),
 });
 
-Deno.test({
-  name: "webgpu: shutdownWebGPU() destroys the device before the process exits",
-  ignore: Deno.env.get("DIFFUSERS_SKIP_WEBGPU") === "1",
-  async fn() {
-    await shutdownWebGPU();
-    const instances = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
-    assert.equal(instances.webgpu, undefined);
-    await shutdownWebGPU(); // nothing left to do
-  },
-});
+testShutdownWebGPU();

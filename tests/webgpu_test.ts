@@ -5,34 +5,19 @@
  * DIFFUSERS_SKIP_WEBGPU=1 on a machine with no adapter at all.
  */
 import assert from "node:assert/strict";
-import { describeAdapter, ready, shutdownWebGPU, tf } from "../lib/backend.ts";
+import { onWebGPU, SKIP_WEBGPU, testShutdownWebGPU } from "./_webgpu.ts";
 import { SCHEDULERS } from "../schedulers/registry.ts";
 import { casesOf, replaySchedulerCase } from "./_scheduler_fixture.ts";
-import { assertClose, FIXTURES_DIR, readTensors, TEST_BACKEND } from "./_helpers.ts";
+import { assertClose, FIXTURES_DIR, readTensors } from "./_helpers.ts";
 import { DiffusionPipeline } from "../lib/pipelines/diffusion_pipeline.ts";
 import type { UnconditionalPipeline } from "../lib/pipelines/unconditional.ts";
 import { Generator } from "../lib/random.ts";
 import { toFloat32 } from "../lib/weights/safetensors.ts";
 
-const skip = Deno.env.get("DIFFUSERS_SKIP_WEBGPU") === "1";
-
-async function onWebGPU(fn: () => Promise<void>): Promise<void> {
-  assert(
-    (await describeAdapter()).available,
-    "no WebGPU adapter (set DIFFUSERS_SKIP_WEBGPU=1 to skip)",
-  );
-  assert.equal(await ready("webgpu"), "webgpu");
-  try {
-    await fn();
-  } finally {
-    await ready(TEST_BACKEND);
-  }
-}
-
 for (const name of SCHEDULERS.keys()) {
   Deno.test({
     name: `webgpu: ${name} replays its first fixture case`,
-    ignore: skip,
+    ignore: SKIP_WEBGPU,
     fn: () =>
       onWebGPU(async () => {
         const [first] = await casesOf(name);
@@ -44,7 +29,7 @@ for (const name of SCHEDULERS.keys()) {
 
 Deno.test({
   name: "webgpu: ddim_tiny pipeline reproduces diffusers' image from seed 0",
-  ignore: skip,
+  ignore: SKIP_WEBGPU,
   fn: () =>
     onWebGPU(async () => {
       const expected = await readTensors("pipelines/ddim_tiny/expected.safetensors");
@@ -67,13 +52,4 @@ Deno.test({
     }),
 });
 
-Deno.test({
-  name: "webgpu: shutdownWebGPU() destroys the device before the process exits",
-  ignore: Deno.env.get("DIFFUSERS_SKIP_WEBGPU") === "1",
-  async fn() {
-    await shutdownWebGPU();
-    const instances = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
-    assert.equal(instances.webgpu, undefined);
-    await shutdownWebGPU(); // nothing left to do
-  },
-});
+testShutdownWebGPU();
