@@ -23,37 +23,16 @@ import { DiffusionPipeline } from "../lib/pipelines/diffusion_pipeline.ts";
 import type { StableDiffusionPipeline } from "../lib/pipelines/stable_diffusion.ts";
 import type { DDPMPipeline } from "../lib/pipelines/ddpm.ts";
 import type { LDMTextToImagePipeline } from "../lib/pipelines/latent_diffusion.ts";
-import type { StepInfo } from "../lib/pipelines/pipeline.ts";
 import { WorkerUNet2D, WorkerUNet2DCondition } from "../lib/workers/worker_unet.ts";
 import { generate } from "../lib/generate.ts";
 import { decodeImage } from "../lib/image.ts";
-import { type SafetensorsFile, toFloat32 } from "../lib/weights/safetensors.ts";
+import { toFloat32 } from "../lib/weights/safetensors.ts";
 import { setPackedWeightsLimit } from "../models/layers/weight_packing.ts";
 import { assertClose, FIXTURES_DIR, readTensors, TEST_BACKEND } from "./_helpers.ts";
+import { nhwc, recorder } from "./_pipeline_fixture.ts";
 
 const SD = `${FIXTURES_DIR}/pipelines/sd_tiny`;
 const DDPM = `${FIXTURES_DIR}/pipelines/ddpm_tiny`;
-
-function nhwc(file: SafetensorsFile, key: string): tf.Tensor4D {
-  const t = file.tensors.get(key)!;
-  const [b, c, h, w] = t.shape as [number, number, number, number];
-  return tf.tidy(() =>
-    tf.transpose(tf.tensor4d(toFloat32(t), [b, c, h, w]), [0, 2, 3, 1])
-  ) as tf.Tensor4D;
-}
-
-/** Records every step's latents in NCHW order (as the fixtures store them). */
-function recorder(): { steps: Float32Array[]; onStep: (info: StepInfo) => Promise<void> } {
-  const steps: Float32Array[] = [];
-  return {
-    steps,
-    onStep: async ({ latents }) => {
-      const nchw = tf.transpose(latents, [0, 3, 1, 2]);
-      steps.push((await nchw.data()) as Float32Array);
-      nchw.dispose();
-    },
-  };
-}
 
 /** Largest |a - b| (0 for identical arrays). */
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -11,30 +11,9 @@ import { Generator } from "../lib/random.ts";
 import { DiffusionPipeline } from "../lib/pipelines/diffusion_pipeline.ts";
 import type { LDMTextToImagePipeline } from "../lib/pipelines/latent_diffusion.ts";
 import type { StableDiffusionPipeline } from "../lib/pipelines/stable_diffusion.ts";
-import type { StepInfo } from "../lib/pipelines/pipeline.ts";
 import { type SafetensorsFile, toFloat32, toInt32 } from "../lib/weights/safetensors.ts";
 import { assertClose, FIXTURES_DIR, readTensors } from "./_helpers.ts";
-
-function nhwc(file: SafetensorsFile, key: string): tf.Tensor4D {
-  const t = file.tensors.get(key)!;
-  const [b, c, h, w] = t.shape as [number, number, number, number];
-  return tf.tidy(() =>
-    tf.transpose(tf.tensor4d(toFloat32(t), [b, c, h, w]), [0, 2, 3, 1])
-  ) as tf.Tensor4D;
-}
-
-/** Records every step's latents in NCHW order (as the fixtures store them). */
-function recorder(): { steps: Float32Array[]; onStep: (info: StepInfo) => Promise<void> } {
-  const steps: Float32Array[] = [];
-  return {
-    steps,
-    onStep: async ({ latents }) => {
-      const nchw = tf.transpose(latents, [0, 3, 1, 2]);
-      steps.push((await nchw.data()) as Float32Array);
-      nchw.dispose();
-    },
-  };
-}
+import { nhwc, recorder } from "./_pipeline_fixture.ts";
 
 function checkSteps(ref: SafetensorsFile, steps: Float32Array[], label: string): void {
   const n = [...ref.tensors.keys()].filter((k) => /^step\.\d+\.latents_out$/.test(k)).length;
